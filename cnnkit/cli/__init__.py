@@ -1,0 +1,68 @@
+"""The ``cnnkit`` command: a thin layer that maps arguments onto one library call per command.
+
+Each command lives in its own module under ``cnnkit.cli`` with two functions,
+``add_parser(subparsers)`` and ``run(args) -> int``, and is listed in
+``COMMANDS``. Modules are imported only for the command that runs, so
+``cnnkit --help`` does not import torch.
+
+User errors (``ValueError``, ``TypeError``, ``OSError`` raised by the library)
+print one line, ``cnnkit: error: ...``, and exit with status 2; a traceback
+means a bug in cnnkit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+from cnnkit import __version__
+
+# command name -> (module, one-line help); the module is imported only when needed
+COMMANDS: dict[str, tuple[str, str]] = {
+    "summary": ("cnnkit.cli.summary_cmd", "per-layer table: output shapes, parameters, MACs, receptive field, formulas"),
+}
+
+USER_ERRORS = (ValueError, TypeError, OSError)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser; only ``command``'s module (if any) is imported to add its arguments."""
+    parser = argparse.ArgumentParser(
+        prog="cnnkit",
+        description="Build, explain, train, evaluate, visualise and transfer convolutional neural networks.",
+    )
+    parser.add_argument("--version", action="version", version=f"cnnkit {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        if name == command:
+            importlib.import_module(module_name).add_parser(subparsers, name, help_text)
+        else:
+            subparsers.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``cnnkit`` command; returns the exit status."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in args_list if not a.startswith("-")), None)
+    parser = build_parser(command if command in COMMANDS else None)
+    args = parser.parse_args(args_list)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    module = importlib.import_module(COMMANDS[args.command][0])
+    try:
+        return int(module.run(args))
+    except BrokenPipeError:
+        # the reader (e.g. `| head`) closed the pipe: not an error; keep Python from complaining at exit
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        return 0
+    except USER_ERRORS as error:
+        print(f"cnnkit: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cnnkit: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,62 @@
+"""``cnnkit summary TARGET``: the per-layer table of a layer-table file, a shipped table, or a zoo model."""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(subparsers: Any, name: str, help_text: str) -> None:
+    parser = subparsers.add_parser(
+        name, help=help_text,
+        description="Show every layer's input and output shape, kernel, stride, padding, parameters, "
+                    "multiply-accumulates and receptive field, with the formulas filled in.",
+        epilog="examples:\n  cnnkit summary lenet_slides\n  cnnkit summary my_net.txt --input 1x28x28 --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("target", metavar="TARGET",
+                        help="a layer-table file, or the name of a shipped table (lenet_slides, keras_slides)")
+    parser.add_argument("--input", metavar="CxHxW", help="input shape, replacing the table's `input` line (e.g. 1x28x28)")
+    parser.add_argument("--depth", type=int, default=3, metavar="N", help="how deep into nested modules to show rows (default 3)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--plain", action="store_true", help="plain text even on a terminal")
+
+
+def resolve(target: str, input_shape: tuple[int, ...] | None) -> tuple[Any, tuple[int, ...], str]:
+    """TARGET -> (model, input shape, title). A file path wins over a shipped table of the same name."""
+    from cnnkit import spec
+
+    path = Path(target)
+    if path.suffix or path.exists() or "/" in target:
+        table = spec.load(path, input_shape)
+        return spec.build(table), table.input_shape, path.name
+    tables = spec.shipped_tables()
+    if target in tables:
+        table = spec.load_shipped(target, input_shape)
+        return spec.build(table), table.input_shape, target
+    near = difflib.get_close_matches(target, list(tables), n=3, cutoff=0.4)
+    hint = f" Did you mean {' or '.join(near)}?" if near else ""
+    raise ValueError(f"TARGET {target!r} is neither a layer-table file nor a shipped table.{hint} "
+                     f"Shipped tables: {', '.join(sorted(tables))}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from cnnkit import spec
+    from cnnkit.summarize import summary
+
+    input_shape = spec.parse_input_shape(args.input) if args.input else None
+    model, shape, title = resolve(args.target, input_shape)
+    result = summary(model, shape, depth=args.depth, name=title)
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+    elif args.plain or not sys.stdout.isatty():
+        print(result.to_text(), end="")
+    else:
+        from rich.console import Console
+
+        Console().print(result)
+    return 0
