@@ -1,0 +1,183 @@
+"""``cnnkit explain``: every computation of a CNN worked step by step, and the slides' examples checked.
+
+    cnnkit explain conv --input "3 0 1 2; 1 5 8 9; 2 7 2 5; 0 1 3 1" --kernel "1 0 -1; 1 0 -1; 1 0 -1"
+    cnnkit explain conv --input "1 2; 3 4 | 5 6; 7 8" --kernel "1 | 2" --kernel "0 | -1" --bias 0.5,0
+    cnnkit explain pool --input image.csv --size 2 --mode avg --json
+    cnnkit explain activation leakyrelu --input "-2 0 3"
+    cnnkit explain dense --input "1 2" --weights "1 0; 0.5 -1" --bias "0 1"
+    cnnkit explain softmax --input "1 2 3"
+    cnnkit explain params conv --filters 10 --kernel 3 --in-channels 3
+    cnnkit explain backprop conv --input "1 2 3; 4 5 6; 7 8 9" --kernel "1 0; 0 -1"
+    cnnkit explain example vertical-edge-6x6
+    cnnkit explain examples
+
+A thin layer over :mod:`cnnkit.explain`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from typing import Any, Literal
+
+MATRIX_HELP = 'a matrix: inline "3 0 1; 1 5 8", JSON "[[3,0,1],[1,5,8]]", a .json/.csv/.npy file, or an image (grey levels)'
+VOLUME_HELP = (MATRIX_HELP + '; or C x H x W channels: inline "1 2; 3 4 | 5 6; 7 8", nested JSON, .npy, a colour image (R, G, B)')
+
+
+def add_parser(subparsers: Any, name: str, help_text: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        name,
+        help=help_text,
+        description="Work a convolution or a pooling step by step (padded input, output-size formula, every "
+        "window, its products and sum), or recompute the lecture slides' examples and show where a slide is wrong.",
+    )
+    what = parser.add_subparsers(dest="what", metavar="WHAT", required=True)
+
+    conv = what.add_parser("conv", help="cross-correlate a matrix or a C x H x W volume with filters, cell by cell",
+                           description="Convolution (cross-correlation, as CNNs compute it) of a matrix with a kernel, or of a "
+                           "C x H x W input with filters of C slices: per output cell each channel's products and sum, then "
+                           "the total plus the filter's bias; several filters stack into the output's depth.")
+    conv.add_argument("--input", required=True, metavar="M", help=VOLUME_HELP)
+    conv.add_argument("--kernel", required=True, action="append", metavar="K",
+                      help="one filter (a matrix, or C slices separated by |); give it once per filter, or one 4-D array")
+    conv.add_argument("--stride", type=int, default=1, metavar="S", help="step between windows (default 1)")
+    conv.add_argument("--padding", default="0", metavar="P", help="zeros added on each side: an int, 'same' or 'valid' (default 0)")
+    conv.add_argument("--dilation", type=int, default=1, metavar="D", help="distance between kernel taps (default 1)")
+    conv.add_argument("--bias", default="0", metavar="B", help="added to every output cell: one number, or one per filter "
+                      "(\"0.5,0\") (default 0)")
+    conv.add_argument("--flip", action="store_true", help="flip the kernel by 180 degrees first (true convolution)")
+    conv.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    pool = what.add_parser("pool", help="pool a matrix, window by window", description="Max, average or min pooling of one matrix.")
+    pool.add_argument("--input", required=True, metavar="M", help=MATRIX_HELP)
+    pool.add_argument("--size", type=int, required=True, metavar="F", help="window size")
+    pool.add_argument("--stride", type=int, default=None, metavar="S", help="step between windows (default: the window size)")
+    pool.add_argument("--mode", choices=("max", "avg", "min"), default="max", help="how a window becomes one number (default max)")
+    pool.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    activation = what.add_parser("activation", help="apply an activation, each cell's formula with its numbers",
+                                 description="ReLU, leaky ReLU, ELU, sigmoid, tanh, softmax (per row) or maxout, cell by cell.")
+    activation.add_argument("name", metavar="NAME", help="relu, leakyrelu, elu, sigmoid, tanh, softmax or maxout")
+    activation.add_argument("--input", required=True, metavar="M", help=MATRIX_HELP)
+    activation.add_argument("--slope", type=float, default=0.1, metavar="A", help="leaky ReLU's negative slope (default 0.1, as the slides)")
+    activation.add_argument("--alpha", type=float, default=1.0, metavar="A", help="ELU's alpha (default 1)")
+    activation.add_argument("--pieces", type=int, default=2, metavar="K", help="maxout: pieces per unit, consecutive entries of a row (default 2)")
+    activation.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    dense = what.add_parser("dense", help="a fully connected layer, each unit's weighted sum written out",
+                            description="y = W x + b: W has one row per output unit and one column per input value.")
+    dense.add_argument("--input", required=True, metavar="V", help="the input vector, e.g. \"1 2 3\"")
+    dense.add_argument("--weights", required=True, metavar="W", help=MATRIX_HELP + " (n_out x n_in)")
+    dense.add_argument("--bias", default=None, metavar="B", help="one bias per output unit (default none)")
+    dense.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    softmax = what.add_parser("softmax", help="softmax: exponentials, their sum, each probability",
+                              description="Softmax of a vector (or of each row of a matrix), the maximum subtracted first for stability.")
+    softmax.add_argument("--input", required=True, metavar="V", help=MATRIX_HELP)
+    softmax.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    params = what.add_parser("params", help="count one layer's parameters, formula filled in",
+                             description="Parameters per filter and in total of a convolution (1x1 too), a depthwise or "
+                             "depthwise-separable convolution (compared with a standard one), or a dense layer.")
+    params.add_argument("layer", choices=("conv", "dense", "depthwise", "separable"), help="the layer type")
+    params.add_argument("--in-channels", type=int, default=None, metavar="C", help="input channels (conv, depthwise, separable)")
+    params.add_argument("--filters", type=int, default=None, metavar="N", help="filters / output maps (conv, separable)")
+    params.add_argument("--kernel", type=int, default=3, metavar="K", help="kernel side (default 3; 1 for a 1x1 convolution)")
+    params.add_argument("--multiplier", type=int, default=1, metavar="M", help="depthwise filters per input channel (default 1)")
+    params.add_argument("--in-features", type=int, default=None, metavar="N", help="dense: input values")
+    params.add_argument("--units", type=int, default=None, metavar="N", help="dense: output units")
+    params.add_argument("--no-bias", action="store_true", help="leave the biases out")
+    params.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    backprop = what.add_parser("backprop", help="gradients of a convolution, worked and checked",
+                               description="dL/dK is the cross-correlation of the input with dL/dY; dL/dX the full convolution "
+                               "of dL/dY with the kernel turned 180 degrees; both checked against the reference backward.")
+    backprop.add_argument("layer", choices=("conv",), help="the layer (conv)")
+    backprop.add_argument("--input", required=True, metavar="M", help=MATRIX_HELP)
+    backprop.add_argument("--kernel", required=True, metavar="K", help=MATRIX_HELP)
+    backprop.add_argument("--grad", default=None, metavar="G", help="dL/dY, the output's shape (default all ones: L = sum of Y)")
+    backprop.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    example = what.add_parser("example", help="recompute one slide example and check it",
+                              description="Recompute one of the lecture slides' worked examples; where the slide "
+                              "printed another number, say where and why.")
+    example.add_argument("name", metavar="NAME", help="the example's id (`cnnkit explain examples` lists them)")
+    example.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    examples = what.add_parser("examples", help="recompute every slide example", description="Recompute every slide example.")
+    examples.add_argument("--json", action="store_true", help="print JSON instead of text")
+    return parser
+
+
+def _padding(text: str) -> int | Literal["same", "valid"]:
+    if text == "same":
+        return "same"
+    if text == "valid":
+        return "valid"
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"`--padding` must be a non-negative int, 'same' or 'valid'. Received: --padding={text!r}") from None
+    if value < 0:
+        raise ValueError(f"`--padding` must be a non-negative int, 'same' or 'valid'. Received: --padding={text!r}")
+    return value
+
+
+def _numbers(text: str, name: str) -> list[float]:
+    try:
+        return [float(v) for v in re.split(r"[\s,]+", text.strip()) if v]
+    except ValueError:
+        raise ValueError(f"`{name}` must be numbers separated by commas or spaces. Received: {name}={text!r}") from None
+
+
+def _conv(args: argparse.Namespace) -> Any:
+    from cnnkit import explain
+
+    x, w = explain.parse_volume(args.input, "input"), explain.parse_filters(args.kernel, "kernel")
+    bias = _numbers(args.bias, "--bias")
+    if x.shape[0] == 1 and w.shape[:2] == (1, 1) and len(bias) == 1:
+        return explain.explain_conv(x[0], w[0, 0], args.stride, _padding(args.padding), bias[0], args.flip, args.dilation)
+    return explain.explain_conv_volume(x, w, bias[0] if len(bias) == 1 else bias, args.stride, _padding(args.padding),
+                                       args.dilation, args.flip)
+
+
+def _calculate(args: argparse.Namespace) -> Any:
+    """The explanation the sub-command asks for."""
+    from cnnkit import explain
+
+    if args.what == "conv":
+        return _conv(args)
+    if args.what == "pool":
+        return explain.explain_pool(args.input, args.size, args.stride, args.mode)
+    if args.what == "activation":
+        return explain.explain_activation(args.name, args.input, slope=args.slope, alpha=args.alpha, pieces=args.pieces)
+    if args.what == "dense":
+        return explain.explain_dense(args.input, args.weights, args.bias)
+    if args.what == "softmax":
+        return explain.explain_softmax(args.input)
+    if args.what == "params":
+        return explain.explain_params(args.layer, in_channels=args.in_channels, filters=args.filters, kernel=args.kernel,
+                                      units=args.units, in_features=args.in_features, multiplier=args.multiplier,
+                                      bias=not args.no_bias)
+    return explain.explain_conv_backprop(args.input, args.kernel, args.grad)
+
+
+def run(args: argparse.Namespace) -> int:
+    # imported here so that `cnnkit --help` stays light
+    from cnnkit import explain
+
+    if args.what not in ("example", "examples"):
+        result = _calculate(args)
+        print(json.dumps(result.to_dict(), indent=2) if args.json else explain.render_any(result))
+        return 0
+    if args.what == "example":
+        one = explain.explain_example(args.name)
+        print(json.dumps(one.to_dict(), indent=2) if args.json else explain.render_example(one))
+        return 0 if one.ok else 1
+    results = explain.explain_examples()
+    if args.json:
+        print(json.dumps({"ok": all(r.ok for r in results), "examples": [r.to_dict() for r in results]}, indent=2))
+    else:
+        print(explain.render_examples(results))
+    return 0 if all(r.ok for r in results) else 1

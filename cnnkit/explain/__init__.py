@@ -1,0 +1,61 @@
+"""Step-by-step explanations of CNN computations, and the lecture slides' worked examples.
+
+>>> from cnnkit.explain import explain_conv
+>>> e = explain_conv("3 0 1; 1 5 8; 2 7 2", "1 0; 0 1")
+>>> e.output.tolist()
+[[8.0, 8.0], [8.0, 7.0]]
+>>> e.steps[0]["expression"]
+'3*1 + 0*0 + 1*0 + 5*1 = 8'
+
+Convolution of one matrix (:func:`explain_conv`) or of a multi-channel volume with
+several filters (:func:`explain_conv_volume`), pooling, activations, softmax, a dense
+layer, parameter counts and backprop through a convolution; each is data (``to_dict()``
+for JSON) and :func:`render_any` lays it out as text. The numbers come from
+:mod:`cnnkit.arith` (sizes, parameters and their formulas) and :mod:`cnnkit.reference`
+(the operations themselves); this package lays them out.
+"""
+
+from __future__ import annotations
+
+from cnnkit.explain.backprop import explain_conv_backprop
+from cnnkit.explain.examples import example_names, explain_example, explain_examples, load_examples
+from cnnkit.explain.layers import ACTIVATIONS, explain_activation, explain_dense, explain_softmax
+from cnnkit.explain.matrices import parse_filters, parse_matrix, parse_volume
+from cnnkit.explain.params import LAYERS, explain_params
+from cnnkit.explain.render import render, render_any, render_calculation, render_example, render_examples, render_volume
+from cnnkit.explain.results import Check, ExampleResult
+from cnnkit.explain.steps import POOL_MODES, Explanation, explain_conv, explain_pool
+from cnnkit.explain.volume import VolumeExplanation, explain_conv_volume
+from cnnkit.explain.working import Calculation
+
+__all__ = [
+    "ACTIVATIONS",
+    "LAYERS",
+    "POOL_MODES",
+    "Calculation",
+    "Check",
+    "ExampleResult",
+    "Explanation",
+    "VolumeExplanation",
+    "example_names",
+    "explain_activation",
+    "explain_conv",
+    "explain_conv_backprop",
+    "explain_conv_volume",
+    "explain_dense",
+    "explain_example",
+    "explain_examples",
+    "explain_params",
+    "explain_pool",
+    "explain_softmax",
+    "load_examples",
+    "parse_filters",
+    "parse_matrix",
+    "parse_volume",
+    "render",
+    "render_any",
+    "render_calculation",
+    "render_example",
+    "render_examples",
+    "render_volume",
+]
