@@ -1,0 +1,71 @@
+"""``cnnkit predict RUN IMAGE...`` or ``cnnkit predict --model NAME --pretrained IMAGE...``: classes of image files."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def add_parser(subparsers: Any, name: str, help_text: str) -> None:
+    parser = subparsers.add_parser(
+        name, help=help_text,
+        description="Classify image files with a trained run (its classes and preprocessing) or with a pretrained "
+                    "zoo model: each image is converted to grey or RGB, resized and normalised as the network "
+                    "expects, and the top classes are printed with their probabilities. An unreadable image is "
+                    "reported and the others are still classified (exit status 2).",
+        epilog="examples:\n  cnnkit predict runs/lenet5-fashion-mnist-20261121-120000 shirt.png\n"
+               "  cnnkit predict --model efficientnet_lite0 --pretrained cat.png\n"
+               "  cnnkit predict --pretrained *.jpg --top 3 --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("images", nargs="+", metavar="[RUN] IMAGE",
+                        help="a run directory of `cnnkit train` (unless --pretrained), then image files (PNG, JPEG, ...)")
+    parser.add_argument("--model", default="efficientnet_lite0", help="zoo model with pretrained weights (default efficientnet_lite0)")
+    parser.add_argument("--pretrained", action="store_true",
+                        help="use the model's pretrained weights (required: a freshly initialised model predicts noise)")
+    parser.add_argument("--top", type=int, default=5, metavar="K", help="how many classes to show per image (default 5)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    if args.pretrained:
+        from cnnkit.models.predict import predict
+
+        results = predict(args.images, model=args.model, top=args.top)
+        title = f"{args.model} (pretrained)"
+    else:
+        run_dir = Path(args.images[0])
+        if not (run_dir / "model.json").is_file() or len(args.images) < 2:
+            raise ValueError(
+                "`cnnkit predict` needs a trained run and images (cnnkit predict RUN IMAGE...) or a pretrained zoo "
+                f"model (cnnkit predict --model NAME --pretrained IMAGE...). Received: {args.images[0]} "
+                f"{'is not a run directory' if not (run_dir / 'model.json').is_file() else 'and no image'}"
+            )
+        from cnnkit.evaluation.predict import predict_run
+
+        results = predict_run(run_dir, args.images[1:], top=args.top)
+        title = f"{run_dir.name}"
+    failed = [r for r in results if r.error is not None]
+    if args.json:
+        print(json.dumps({"predictions": [r.as_dict() for r in results]}, indent=2))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=title)
+        for column, justify in (("file", "left"), ("#", "right"), ("class", "right"), ("name", "left"), ("probability", "right")):
+            table.add_column(column, justify=justify)  # type: ignore[arg-type]
+        for result in results:
+            for rank, score in enumerate(result.top, start=1):
+                table.add_row(result.file if rank == 1 else "", str(rank), str(score.index), score.name, f"{score.prob:.4f}",
+                              end_section=rank == len(result.top))
+        if len(failed) < len(results):
+            # a pipe has no width: let the table be as wide as it needs instead of cutting names at 80 columns
+            Console(width=None if sys.stdout.isatty() else 200).print(table)
+    for result in failed:
+        print(f"cnnkit: error: {result.error}", file=sys.stderr)
+    return 2 if failed else 0
