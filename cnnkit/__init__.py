@@ -9,13 +9,20 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "summary"]
+__all__ = ["__version__", "evaluate", "summary", "train"]
+
+# the top-level API, imported on first use so that `import cnnkit` does not import torch
+_LAZY = {
+    "summary": ("cnnkit.summarize", "summary"),  # summary(model, input_size) -> ModelSummary
+    "train": ("cnnkit.training", "train"),  # train(config or **options) -> TrainResult
+    "evaluate": ("cnnkit.evaluation", "evaluate"),  # evaluate(run) -> EvaluationResult
+}
 
 
 def __getattr__(name: str) -> Any:
-    # `cnnkit.summary(model, input_size)` without importing torch at `import cnnkit`
-    if name == "summary":
-        from cnnkit.summarize import summary
+    if name in _LAZY:
+        import importlib
 
-        return summary
+        module, attribute = _LAZY[name]
+        return getattr(importlib.import_module(module), attribute)
     raise AttributeError(f"module 'cnnkit' has no attribute {name!r}")

@@ -131,12 +131,14 @@ def test_branches_shared_modules_and_stray_parameters_are_explained() -> None:
     assert "shared" in shared.rows[1].facts.notes[0]
 
 
-def test_depth_collapses_containers() -> None:
+def test_depth_collapses_containers_but_keeps_their_macs() -> None:
     s = summary(SmallResNet(), (3, 16, 16), depth=1)
     assert [r.name for r in s.rows] == ["stem", "blocks", "head"]
     assert sum(r.params for r in s.rows) == s.total_params - 1
     deep = summary(SmallResNet(), (3, 16, 16), depth=3)
     assert "blocks.0.conv1" in [r.name for r in deep.rows]
+    assert s.total_macs == deep.total_macs > 0
+    assert s.rows[1].facts.macs == sum(r.facts.macs for r in deep.rows if r.name.startswith("blocks."))
 
 
 def test_frozen_layers_are_marked_and_modes_restored() -> None:

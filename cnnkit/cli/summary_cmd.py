@@ -15,11 +15,12 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> None:
         name, help=help_text,
         description="Show every layer's input and output shape, kernel, stride, padding, parameters, "
                     "multiply-accumulates and receptive field, with the formulas filled in.",
-        epilog="examples:\n  cnnkit summary lenet_slides\n  cnnkit summary my_net.txt --input 1x28x28 --json",
+        epilog="examples:\n  cnnkit summary lenet_slides\n  cnnkit summary my_net.txt --input 1x28x28 --json\n"
+               "  cnnkit summary resnet18 --input 3x64x64 --depth 2",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("target", metavar="TARGET",
-                        help="a layer-table file, or the name of a shipped table (lenet_slides, keras_slides)")
+                        help="a layer-table file, a shipped table (lenet_slides, keras_slides) or a zoo model (cnnkit models)")
     parser.add_argument("--input", metavar="CxHxW", help="input shape, replacing the table's `input` line (e.g. 1x28x28)")
     parser.add_argument("--depth", type=int, default=3, metavar="N", help="how deep into nested modules to show rows (default 3)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -38,10 +39,29 @@ def resolve(target: str, input_shape: tuple[int, ...] | None) -> tuple[Any, tupl
     if target in tables:
         table = spec.load_shipped(target, input_shape)
         return spec.build(table), table.input_shape, target
-    near = difflib.get_close_matches(target, list(tables), n=3, cutoff=0.4)
+    from cnnkit import models
+
+    if target in models.names():
+        return _zoo_model(target, input_shape)
+    near = difflib.get_close_matches(target, [*tables, *models.names()], n=3, cutoff=0.4)
     hint = f" Did you mean {' or '.join(near)}?" if near else ""
-    raise ValueError(f"TARGET {target!r} is neither a layer-table file nor a shipped table.{hint} "
-                     f"Shipped tables: {', '.join(sorted(tables))}")
+    raise ValueError(f"TARGET {target!r} is not a layer-table file, a shipped table or a zoo model.{hint} "
+                     f"Shipped tables: {', '.join(sorted(tables))}; zoo models: `cnnkit models`")
+
+
+def _zoo_model(name: str, input_shape: tuple[int, ...] | None) -> tuple[Any, tuple[int, ...], str]:
+    """A zoo model at its default input, or built for ``--input`` (channels, and size where it is fixed)."""
+    from cnnkit import models
+
+    info = models.info(name)
+    if input_shape is None:
+        return models.create(name), info.input_shape, name
+    if len(input_shape) != 3:
+        raise ValueError(f"--input for {name} must be CxHxW. Received: {'x'.join(map(str, input_shape))}")
+    options: dict[str, Any] = {"in_channels": input_shape[0]}
+    if "input_size" in info.options:
+        options["input_size"] = input_shape[1:]
+    return models.create(name, **options), input_shape, name
 
 
 def run(args: argparse.Namespace) -> int:

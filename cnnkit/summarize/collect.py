@@ -82,6 +82,10 @@ class ModelSummary:
         return self.to_text()
 
 
+# one call of a shown module: (name, module, input, output, MACs of the leaves inside it)
+Call = tuple[str, nn.Module, torch.Tensor | None, torch.Tensor | None, int]
+
+
 def _first_tensor(value: Any) -> torch.Tensor | None:
     if isinstance(value, torch.Tensor):
         return value
@@ -136,23 +140,36 @@ def summary(
     if device is None:
         first = next(model.parameters(), None)
         device = first.device if first is not None else torch.device("cpu")
-    calls: list[tuple[str, nn.Module, torch.Tensor | None, torch.Tensor | None]] = []
+    calls: list[Call] = []
     running: list[str] = []
+    inner_macs: list[int] = []  # per running row: the MACs of the leaves called inside it (collapsed containers)
 
     def make_hooks(name: str) -> tuple[Any, Any]:
         def pre_hook(module: nn.Module, inputs: Any) -> None:
             running.append(name)
+            inner_macs.append(0)
 
         def hook(module: nn.Module, inputs: Any, output: Any) -> None:
             running.pop()
-            calls.append((name, module, _first_tensor(inputs), _first_tensor(output)))
+            calls.append((name, module, _first_tensor(inputs), _first_tensor(output), inner_macs.pop()))
 
         return pre_hook, hook
 
+    def leaf_hook(module: nn.Module, inputs: Any, output: Any) -> None:
+        if inner_macs:
+            x, y = _first_tensor(inputs), _first_tensor(output)
+            shapes = [tuple(t.shape[1:]) if t is not None else None for t in (x, y)]
+            inner_macs[-1] += layer_facts(module, shapes[0], shapes[1]).macs
+
     handles = []
-    for module_name, module in _shown_modules(model, depth):
+    shown = _shown_modules(model, depth)
+    for module_name, module in shown:
         pre_hook, hook = make_hooks(module_name)
         handles += [module.register_forward_pre_hook(pre_hook), module.register_forward_hook(hook)]
+    shown_ids = {id(module) for _, module in shown}
+    for module in model.modules():
+        if id(module) not in shown_ids and next(module.children(), None) is None:
+            handles.append(module.register_forward_hook(leaf_hook))
     modes = {module: module.training for module in model.modules()}
     x = torch.zeros((1, *shape), dtype=dtype, device=device)
     try:
@@ -177,15 +194,14 @@ def summary(
     return result
 
 
-def _assemble(model: nn.Module, shape: Shape,
-              calls: list[tuple[str, nn.Module, torch.Tensor | None, torch.Tensor | None]],
-              dtype: torch.dtype) -> ModelSummary:
+def _assemble(model: nn.Module, shape: Shape, calls: list[Call], dtype: torch.dtype) -> ModelSummary:
     rows: list[LayerRow] = []
     seen: dict[int, str] = {}
-    for name, module, x, y in calls:
+    for name, module, x, y, inner in calls:
         in_shape = tuple(x.shape[1:]) if x is not None else None
         out_shape = tuple(y.shape[1:]) if y is not None else None
         facts = layer_facts(module, in_shape, out_shape)
+        facts.macs += inner
         weights = biases = 0
         trainable = ""
         if id(module) in seen:
@@ -229,7 +245,7 @@ def _receptive_fields(rows: list[LayerRow], calls: list[Any]) -> None:
     """Receptive field and jump per row, while the rows form a chain (each row's input is the previous output)."""
     field_: arith.ReceptiveField | None = arith.ReceptiveField((1, 1), (1, 1))
     previous_output = None
-    for row, (_, module, x, y) in zip(rows, calls, strict=True):
+    for row, (_, module, x, y, _) in zip(rows, calls, strict=True):
         if previous_output is not None and x is not previous_output:
             return  # a branch or a skip connection: a single receptive field per row no longer applies
         previous_output = y

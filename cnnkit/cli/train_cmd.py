@@ -1,0 +1,100 @@
+"""``cnnkit train``: flags generated from :class:`cnnkit.training.TrainConfig`, then train, then evaluate."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect
+import json
+import re
+import types
+import typing
+from typing import Any
+
+from cnnkit.training.config import TrainConfig
+
+
+def _field_comments() -> dict[str, str]:
+    """The ``# comment`` after each TrainConfig field: the help text of its flag."""
+    try:
+        source = inspect.getsource(TrainConfig)
+    except (OSError, TypeError):
+        return {}
+    return {m.group(1): m.group(2).strip() for m in re.finditer(r"^\s+(\w+): .*?#\s*(.+)$", source, re.MULTILINE)}
+
+
+def _flag_kwargs(name: str, hint: Any) -> dict[str, Any]:
+    """argparse arguments for one field type: Literal -> choices, bool -> --x/--no-x, list -> comma list."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        hint = next(h for h in typing.get_args(hint) if h is not type(None))
+        origin = typing.get_origin(hint)
+    if origin is typing.Literal:
+        return {"choices": list(typing.get_args(hint))}
+    if hint is bool:
+        return {"action": argparse.BooleanOptionalAction}
+    if origin is list:
+        return {"type": lambda text: [part for part in text.split(",") if part], "metavar": "A,B"}
+    return {"type": hint, "metavar": name.upper()}
+
+
+def add_parser(subparsers: Any, name: str, help_text: str) -> None:
+    parser = subparsers.add_parser(
+        name, help=help_text, argument_default=argparse.SUPPRESS,
+        description="Train a network (a zoo name or a layer-table file) on a dataset, write everything into a run "
+                    "directory, then evaluate it on the held-out split.",
+        epilog="examples:\n  cnnkit train --model lenet5 --data fashion-mnist --epochs 3\n"
+               "  cnnkit train --model my_net.txt --data folder:photos --image-size 64 --val-split 0.2\n"
+               "  cnnkit train --resume runs/lenet5-fashion-mnist-20261121-120000 --epochs 5",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    comments = _field_comments()
+    hints = typing.get_type_hints(TrainConfig)
+    for field in dataclasses.fields(TrainConfig):
+        default = field.default if field.default_factory is dataclasses.MISSING else field.default_factory()
+        help_text = f"{comments.get(field.name, '')} (default: {default})".strip()
+        parser.add_argument(f"--{field.name.replace('_', '-')}", dest=field.name, help=help_text,
+                            **_flag_kwargs(field.name, hints[field.name]))
+    parser.add_argument("--resume", metavar="RUN", help="continue this run directory from its checkpoint "
+                        "(with --epochs: up to that many epochs in total)")
+    parser.add_argument("--evaluate", action=argparse.BooleanOptionalAction, default=True,
+                        help="evaluate on the held-out split when training ends (default: yes)")
+    parser.add_argument("--json", action="store_true", default=False, help="print the result as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    from cnnkit.training import resume, train
+
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
+    if getattr(args, "resume", None):
+        extra = sorted(set(values) - {"epochs"})
+        if extra:
+            raise ValueError(f"--resume continues a run with its own settings; only --epochs may change. "
+                             f"Received: {', '.join('--' + e.replace('_', '-') for e in extra)}")
+        result = resume(args.resume, values.get("epochs"), quiet=args.json)
+    else:
+        result = train(TrainConfig.from_dict(values), quiet=args.json)
+    output: dict[str, Any] = {"run_dir": str(result.run_dir), "runtime": result.runtime,
+                              "stop_reason": result.stop_reason, "history": result.history}
+    if result.stop_reason:
+        print(f"stopped ({result.stop_reason}); continue with: cnnkit train --resume {result.run_dir}")
+        return 130 if result.stop_reason == "interrupted" else 1
+    if args.evaluate and result.history and any(k.endswith("_accuracy") and not k.startswith("train")
+                                                for k in result.final):
+        from cnnkit.evaluation import evaluate
+
+        evaluation = evaluate(result.run_dir)
+        output["evaluation"] = evaluation.as_dict()
+        if not args.json:
+            from cnnkit.cli.evaluate_cmd import print_evaluation
+
+            print_evaluation(evaluation)
+    if args.json:
+        print(json.dumps(output, indent=2))
+    else:
+        print(f"run directory: {result.run_dir}")
+        for name in ("metrics.jsonl", "model.safetensors", "summary.txt", "metrics.json", "confusion_matrix.png",
+                     "mistakes.png"):
+            if (result.run_dir / name).exists():
+                print(f"  {result.run_dir / name}")
+    return 0

@@ -1,0 +1,128 @@
+"""``load(name)``: one entry point that resolves a dataset name to its splits.
+
+Known names::
+
+    fashion-mnist   60,000 + 10,000 official test, (1, 28, 28), 10 classes     IDX files
+    mnist           60,000 + 10,000 official test, (1, 28, 28), 10 digits      IDX files
+    digits          scikit-learn 8x8 digits, 1,797, 20% stratified test split
+    shapes          synthetic shapes with boxes and masks, (3, 32, 32), 6 classes
+    shapes-seg      synthetic scenes of 1-3 shapes with a class per pixel
+    folder:PATH     one sub-folder per class (PNG, JPEG, BMP, WebP)
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import replace
+from pathlib import Path
+
+from cnnkit.data.convert import conform, image_size_pair
+from cnnkit.data.dataset import VAL_STREAM, DataSplits, check_fraction, split_off
+from cnnkit.data.digits import load_digits
+from cnnkit.data.folder import load_folder
+from cnnkit.data.mnist import load_idx_dataset
+from cnnkit.data.shapes import load_shapes
+
+DATASETS: dict[str, str] = {
+    "fashion-mnist": "Zalando's clothing images: 60,000 train + 10,000 official test, 1x28x28, 10 classes",
+    "mnist": "handwritten digits: 60,000 train + 10,000 official test, 1x28x28, 10 classes",
+    "digits": "scikit-learn's handwritten digits: 1,797 images, 1x8x8, 10 classes, 20% test split",
+    "shapes": "synthetic shapes with boxes and masks: 10,000 images, 3x32x32, 6 classes, 20% test split",
+    "shapes-seg": "synthetic scenes of 1-3 shapes with a class per pixel: 4,000 images, 3x32x32, 7 classes",
+    "folder:PATH": "your images, one sub-folder per class (or train/ and test/ or val/ holding those)",
+}
+_FOLDER = "folder:"
+
+
+def _unknown(name: str) -> ValueError:
+    known = [n for n in DATASETS if n != "folder:PATH"]
+    near = difflib.get_close_matches(name.lower(), known, n=2, cutoff=0.5)
+    hint = f" Did you mean {' or '.join(repr(n) for n in near)}?" if near else ""
+    if Path(name).is_dir():
+        hint += f" For a folder of images, write 'folder:{name}'."
+    return ValueError(f"unknown dataset {name!r}.{hint} Known: {', '.join(DATASETS)}. Received: name={name!r}")
+
+
+def _check_args(seed: int, num_samples: int | None, name: str) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"`seed` must be a non-negative int. Received: seed={seed!r}")
+    if num_samples is not None and not name.startswith("shapes"):
+        raise ValueError(
+            f"`num_samples` sets how many images a synthetic dataset draws (shapes, shapes-seg); {name!r} has a fixed "
+            f"size. Received: num_samples={num_samples!r}"
+        )
+
+
+def _resolve(name: str, data_dir: str | Path | None, size: tuple[int, int] | None, grayscale: bool | None, seed: int,
+             skip_bad_images: bool, download: bool, num_samples: int | None) -> DataSplits:
+    """The dataset's own splits, at the asked size and channels."""
+    if name.startswith(_FOLDER):
+        path = name[len(_FOLDER):]
+        if not path:
+            raise ValueError(f"`folder:` needs a path, e.g. folder:./my_images. Received: name={name!r}")
+        return load_folder(path, size, grayscale, skip_bad_images)
+    if name in ("fashion-mnist", "mnist"):
+        splits = load_idx_dataset(name, data_dir, download)
+    elif name == "digits":
+        splits = load_digits(seed)
+    elif name in ("shapes", "shapes-seg"):
+        # drawn at the asked size directly, so boxes and masks stay exact
+        splits = load_shapes(name == "shapes-seg", num_samples, size, seed)
+        size = None
+    else:
+        raise _unknown(name)
+    if size is None and grayscale is None:
+        return splits
+    test = None if splits.test is None else conform(splits.test, size, grayscale)
+    return replace(splits, train=conform(splits.train, size, grayscale), test=test)
+
+
+def load(
+    name: str,
+    *,
+    data_dir: str | Path | None = None,
+    image_size: int | tuple[int, int] | None = None,
+    grayscale: bool | None = None,
+    val_split: float = 0.0,
+    seed: int = 0,
+    skip_bad_images: bool = False,
+    download: bool = False,
+    num_samples: int | None = None,
+) -> DataSplits:
+    """Load the dataset ``name`` (see :data:`DATASETS`) as in-memory ``(N, C, H, W) uint8`` splits.
+
+    Arguments:
+        data_dir: where to look first for fashion-mnist / mnist files.
+        image_size: resize every image to this (int = square, or (H, W));
+            None keeps the dataset's size (folders: 64).
+        grayscale: True -> 1 channel, False -> 3 channels, None -> the dataset's own.
+        val_split: fraction of each training class carved off as ``val``
+            (stratified, by ``seed``); 0 = no validation split.
+        seed: seed of every split cnnkit makes and of synthetic data.
+        skip_bad_images: image folders: leave out files that do not decode
+            (recorded in ``DataSplits.skipped``) instead of failing.
+        download: fashion-mnist / mnist: fetch the official files when no
+            local copy exists (checksum-verified, into the cache directory).
+        num_samples: shapes / shapes-seg: how many images to draw.
+
+    >>> splits = load("digits", val_split=0.1)
+    >>> splits.train.images.shape[1:], splits.eval_split
+    (torch.Size([1, 8, 8]), 'val')
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"`name` must be a dataset name such as 'fashion-mnist'. Received: {type(name).__name__} {name!r}")
+    _check_args(seed, num_samples, name)
+    fraction = check_fraction(val_split, "val_split")
+    size = None if image_size is None else image_size_pair(image_size)
+    splits = _resolve(name.strip(), data_dir, size, grayscale, seed, skip_bad_images, download, num_samples)
+    splits = replace(splits, seed=seed)
+    if fraction == 0.0:
+        return splits
+    if splits.val is not None:
+        raise ValueError(
+            f"{name}: the dataset has its own validation split ({splits.val.source}); leave val_split at 0 or remove "
+            f"that folder. Received: val_split={val_split}"
+        )
+    base = splits.train.name.rsplit("/", 1)[0]
+    train, val = split_off(splits.train, fraction, seed, VAL_STREAM, (f"{base}/train", f"{base}/val"))
+    return replace(splits, train=train, val=val)

@@ -1,0 +1,81 @@
+"""Evaluation figures: the confusion-matrix heat map and the grid of the most confident mistakes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cnnkit.training.rundir import atomic_write
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display on servers and CI
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: Path) -> None:
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    _pyplot().close(fig)
+    atomic_write(path, buffer.getvalue())
+
+
+def confusion_figure(matrix: list[list[int]], class_names: list[str], path: Path, title: str) -> None:
+    """Rows are the true classes, columns the predictions; colour is the row fraction, text the count."""
+    plt = _pyplot()
+    counts = torch.tensor(matrix, dtype=torch.float64)
+    fractions = counts / counts.sum(1, keepdim=True).clamp_min(1)
+    size = max(5.0, 0.55 * len(class_names) + 2)
+    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    image = ax.imshow(fractions.numpy(), cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
+    ticks = range(len(class_names))
+    ax.set_xticks(ticks, class_names, rotation=45, ha="right")
+    ax.set_yticks(ticks, class_names)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title)
+    if len(class_names) <= 20:
+        for i in ticks:
+            for j in ticks:
+                value = int(counts[i, j])
+                if value:
+                    ax.text(j, i, str(value), ha="center", va="center", fontsize=7,
+                            color="white" if fractions[i, j] > 0.5 else "black")
+    _save(fig, path)
+
+
+def mistakes_figure(images: torch.Tensor, labels: torch.Tensor, logits: torch.Tensor, class_names: list[str],
+                    path: Path, count: int = 24) -> int:
+    """The ``count`` wrong predictions made with the highest confidence, each titled true -> predicted (p).
+
+    ``images``: ``(N, C, H, W)`` uint8. Returns how many mistakes were drawn (0: no figure written).
+    """
+    probabilities = logits.float().softmax(1)
+    confidence, predicted = probabilities.max(1)
+    wrong = (predicted != labels).nonzero().flatten()
+    if len(wrong) == 0:
+        return 0
+    chosen = wrong[confidence[wrong].argsort(descending=True)][:count]
+    plt = _pyplot()
+    columns = min(8, len(chosen))
+    rows = (len(chosen) + columns - 1) // columns
+    fig, axes = plt.subplots(rows, columns, figsize=(1.7 * columns, 2.0 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, index in zip(axes.flat, chosen.tolist(), strict=False):
+        picture = images[index].permute(1, 2, 0).numpy()
+        ax.imshow(picture.squeeze(-1) if picture.shape[-1] == 1 else picture, cmap="gray", vmin=0, vmax=255)
+        ax.set_title(f"{class_names[int(labels[index])]}\n-> {class_names[int(predicted[index])]} "
+                     f"({confidence[index]:.0%})", fontsize=7)
+    fig.suptitle("Most confident mistakes (true -> predicted, confidence)", fontsize=9)
+    _save(fig, path)
+    return len(chosen)

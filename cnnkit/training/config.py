@@ -1,0 +1,125 @@
+"""``TrainConfig``: every choice of a training run, typed, checked, and saved as the run's ``config.json``."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Optimizer = Literal["sgd", "adagrad", "rmsprop", "adam", "adamw"]
+Schedule = Literal["constant", "step", "cosine", "onecycle"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+Device = Literal["auto", "cpu", "cuda"]
+
+# a learning rate that works for each optimizer when none is given
+DEFAULT_LR: dict[str, float] = {"sgd": 0.05, "adagrad": 0.01, "rmsprop": 0.001, "adam": 0.004, "adamw": 0.004}
+AUGMENTATIONS = ("flip", "crop", "erase", "noise")
+
+
+@dataclass
+class TrainConfig:
+    """One training run. Every field maps onto a ``cnnkit train`` flag of the same name (``_`` -> ``-``)."""
+
+    model: str = "lenet5"  # a zoo name, or a layer-table file (.txt)
+    data: str = "fashion-mnist"  # fashion-mnist, mnist, digits, shapes, folder:PATH
+    data_dir: str | None = None  # where the dataset files are (else $CNNKIT_DATA, then system paths)
+    epochs: int = 3  # passes over the training set
+    batch_size: int = 32  # images per mini-batch (per process when distributed)
+    optimizer: Optimizer = "adam"
+    lr: float | None = None  # peak learning rate; None: DEFAULT_LR for the optimizer
+    momentum: float = 0.9  # SGD and RMSprop
+    nesterov: bool = False  # SGD only
+    weight_decay: float = 0.0  # L2 penalty (decoupled for adamw)
+    schedule: Schedule = "onecycle"  # learning rate over the run, stepped every batch
+    warmup_epochs: float = 0.0  # linear warm-up from 0 (fractions of an epoch allowed)
+    step_epochs: int = 1  # schedule=step: multiply the rate by step_gamma every this many epochs
+    step_gamma: float = 0.5
+    label_smoothing: float = 0.1  # cross-entropy target smoothing in [0, 1)
+    clip_grad_norm: float | None = None  # clip the global gradient norm to this value
+    augment: list[str] = field(default_factory=list)  # any of flip, crop, erase, noise
+    val_split: float = 0.0  # fraction of the training set held out for validation
+    image_size: int | None = None  # folder datasets: resize to this square size
+    grayscale: bool | None = None  # folder datasets: force grey (True) or RGB (False)
+    skip_bad_images: bool = False  # folder datasets: skip undecodable files instead of stopping
+    seed: int = 0  # shuffling, augmentation, dropout and initial weights
+    precision: Precision = "auto"  # auto: bf16 where the hardware has it, else fp32 (fp16 + scaler on old GPUs)
+    device: Device = "auto"  # auto: cuda if available, else cpu
+    channels_last: bool | None = None  # memory format; None: on for CUDA
+    out: str | None = None  # run directory; None: runs/<model>-<data>-<time>
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Build and validate; unknown keys and wrong types are errors that name the key."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        for key in values:
+            if key not in names:
+                near = difflib.get_close_matches(key, names, n=1)
+                hint = f" Did you mean {near[0]!r}?" if near else ""
+                raise ValueError(f"unknown training option {key!r}.{hint}")
+        config = cls(**values)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        """Check types, ranges and choices; the message names the option and the received value."""
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            _check_type(f.name, getattr(self, f.name), hints[f.name])
+        positive: dict[str, int] = {"epochs": self.epochs, "batch_size": self.batch_size, "step_epochs": self.step_epochs}
+        for name, value in positive.items():
+            if value < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1. Received: {value}")
+        ranges: dict[str, tuple[float, float, float]] = {"label_smoothing": (self.label_smoothing, 0.0, 1.0), "val_split": (self.val_split, 0.0, 1.0),
+                  "momentum": (self.momentum, 0.0, 1.0)}
+        for name, (fraction, low, high) in ranges.items():
+            if not low <= fraction < high:
+                raise ValueError(f"--{name.replace('_', '-')} must be in [{low}, {high}). Received: {fraction}")
+        for name, optional in (("lr", self.lr), ("clip_grad_norm", self.clip_grad_norm)):
+            if optional is not None and not optional > 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be positive. Received: {optional}")
+        if self.weight_decay < 0 or self.warmup_epochs < 0 or not 0 < self.step_gamma <= 1:
+            raise ValueError(f"--weight-decay and --warmup-epochs must be >= 0 and --step-gamma in (0, 1]. Received: "
+                             f"{self.weight_decay}, {self.warmup_epochs}, {self.step_gamma}")
+        if self.warmup_epochs >= self.epochs:
+            raise ValueError(f"--warmup-epochs ({self.warmup_epochs}) must be shorter than --epochs ({self.epochs})")
+        for name in self.augment:
+            if name not in AUGMENTATIONS:
+                raise ValueError(f"--augment: unknown augmentation {name!r}; choose from {', '.join(AUGMENTATIONS)}")
+        if self.nesterov and self.optimizer != "sgd":
+            raise ValueError(f"--nesterov applies to --optimizer sgd only. Received: --optimizer {self.optimizer}")
+
+    @property
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
+
+
+def _check_type(name: str, value: Any, hint: Any) -> None:
+    flag = f"--{name.replace('_', '-')}"
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        if value not in typing.get_args(hint):
+            choices = ", ".join(str(c) for c in typing.get_args(hint))
+            raise ValueError(f"{flag} must be one of {choices}. Received: {value!r}")
+        return
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return
+        hint = next(o for o in options if o is not type(None))
+        origin = typing.get_origin(hint)
+    if origin is list:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise TypeError(f"{flag} must be a list of names. Received: {value!r}")
+        return
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return
+    if hint is int and isinstance(value, bool):
+        raise TypeError(f"{flag} must be an int. Received: {value!r}")
+    if not isinstance(value, hint):
+        raise TypeError(f"{flag} must be {hint.__name__}. Received: {value!r} ({type(value).__name__})")

@@ -1,0 +1,71 @@
+"""Device and numeric precision for a run: what ``auto`` means, decided once and printed."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import torch
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where and how a run computes."""
+
+    device: torch.device
+    precision: str  # fp32, bf16 or fp16
+    channels_last: bool
+    reason: str  # why, in words, for the log
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+
+    def autocast(self) -> contextlib.AbstractContextManager[object]:
+        """Mixed-precision context for the forward pass (a no-op in fp32)."""
+        dtype = self.autocast_dtype
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def describe(self) -> str:
+        layout = ", channels-last" if self.channels_last else ""
+        return f"{self.device.type} {self.precision}{layout} ({self.reason})"
+
+
+@cache
+def cpu_has_bf16() -> bool:
+    """True on CPUs with native bf16 arithmetic (AVX512-BF16 or AMX), where bf16 autocast pays."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.exists():
+        return False
+    flags = cpuinfo.read_text(errors="replace")
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def choose(device: str = "auto", precision: str = "auto", channels_last: bool | None = None) -> Runtime:
+    """Resolve ``auto`` choices; an unavailable device or precision is a ``ValueError`` that says why."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA GPU is available to this PyTorch build. Use --device cpu or auto.")
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"--device must be auto, cpu or cuda. Received: {device!r}")
+    dev = torch.device(device)
+    if precision == "auto":
+        if dev.type == "cuda":
+            precision, reason = ("bf16", "GPU has bf16") if torch.cuda.is_bf16_supported() else ("fp16", "GPU lacks bf16")
+        elif cpu_has_bf16():
+            precision, reason = "bf16", "CPU has AVX512-BF16"
+        else:
+            precision, reason = "fp32", "CPU lacks native bf16"
+    else:
+        reason = "as asked"
+    if precision == "fp16" and dev.type == "cpu":
+        raise ValueError("--precision fp16 needs --device cuda; on a CPU use bf16 or fp32.")
+    if precision == "bf16" and dev.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ValueError("--precision bf16: this GPU has no bf16; use fp16 or auto.")
+    layout = dev.type == "cuda" if channels_last is None else channels_last
+    return Runtime(dev, precision, layout, reason)

@@ -1,0 +1,188 @@
+"""``fit``: the training loop, one readable function with numbered steps and a short list of hook points.
+
+Hook points (methods a callback may define, called in this order):
+
+- ``on_fit_start(state)``: before the first batch (after a resume: before the next one);
+- ``on_batch_end(state)``: after every optimizer step;
+- ``on_epoch_end(state, record)``: after evaluation, with the epoch's metrics record;
+- ``on_fit_end(state)``: after the last epoch;
+- ``on_interrupt(state)``: Ctrl-C or a non-finite loss stopped the run.
+
+Every random choice (shuffle order, augmentation, dropout) is seeded from
+``(seed, epoch, batch)``, so a run stopped after any batch and resumed from its
+checkpoint continues exactly as if it had never stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cnnkit.data import BatchTransform, batches
+from cnnkit.training.config import TrainConfig
+from cnnkit.training.hardware import Runtime
+from cnnkit.training.optim import make_optimizer, make_scheduler
+
+
+class TrainingDiverged(ValueError):
+    """The loss became NaN or infinite; the message says where and what to try."""
+
+
+@dataclass
+class TrainState:
+    """Everything a checkpoint holds: enough to continue the run exactly."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    config: TrainConfig
+    runtime: Runtime
+    steps_per_epoch: int
+    epoch: int = 0  # completed epochs
+    batch: int = 0  # completed batches of the current epoch
+    loss_sum: float = 0.0  # over the current epoch's completed batches
+    correct: int = 0
+    seen: int = 0
+    elapsed: float = 0.0  # training seconds before this process started
+    history: list[dict[str, Any]] = field(default_factory=list)
+    stop_reason: str = ""
+
+    @property
+    def global_step(self) -> int:
+        return self.epoch * self.steps_per_epoch + self.batch
+
+
+def seed_for(seed: int, epoch: int, batch: int) -> int:
+    """A distinct, reproducible seed for each (run seed, epoch, batch); batch -1 is the epoch's shuffle."""
+    return (seed * 1_000_003 + epoch * 10_007 + batch + 1) % (2**63)
+
+
+def new_state(model: nn.Module, config: TrainConfig, runtime: Runtime, train_size: int) -> TrainState:
+    """Optimizer and schedule for a fresh run over ``train_size`` images."""
+    steps = math.ceil(train_size / config.batch_size)
+    optimizer = make_optimizer(model, config)
+    return TrainState(model, optimizer, make_scheduler(optimizer, config, steps), config, runtime, steps)
+
+
+def _layout(x: torch.Tensor, runtime: Runtime) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last) if runtime.channels_last else x
+
+
+def evaluate_batches(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, transform: BatchTransform,
+                     runtime: Runtime, batch_size: int = 512) -> tuple[float, float, torch.Tensor]:
+    """Mean cross-entropy, accuracy and the ``(N, classes)`` float32 logits of ``model`` on uint8 ``images``."""
+    was_training = model.training
+    model.eval()
+    outputs = []
+    with torch.no_grad(), runtime.autocast():
+        for x, _ in batches((images, labels), batch_size):
+            outputs.append(model(_layout(transform(x, train=False), runtime)).float())
+    model.train(was_training)
+    logits = torch.cat(outputs)
+    loss = F.cross_entropy(logits, labels).item()
+    accuracy = (logits.argmax(1) == labels).float().mean().item()
+    return loss, accuracy, logits
+
+
+def _call(callbacks: Iterable[Any], event: str, *args: Any) -> None:
+    for callback in callbacks:
+        method = getattr(callback, event, None)
+        if method is None:
+            continue
+        try:
+            method(*args)
+        except Exception as error:
+            raise RuntimeError(f"callback {type(callback).__name__} failed at {event}: {error}") from error
+
+
+def fit(state: TrainState, train: tuple[torch.Tensor, torch.Tensor],
+        evaluation: tuple[torch.Tensor, torch.Tensor] | None, transform: BatchTransform, *,
+        eval_split: str = "test", callbacks: Sequence[Any] = ()) -> TrainState:
+    """Train ``state.model`` on ``train`` until ``state.config.epochs`` epochs are complete.
+
+    ``train`` and ``evaluation`` are ``(images, labels)``: ``(N, C, H, W)`` uint8
+    and ``(N,)`` int64 on the training device. ``transform`` normalises every
+    batch and, in training, augments it (seeded by epoch and batch). Returns
+    the state; ``state.stop_reason`` is ``"interrupted"`` after Ctrl-C (the
+    callbacks' ``on_interrupt`` has saved what it needs). A non-finite loss calls
+    ``on_interrupt`` and raises :class:`TrainingDiverged`.
+    """
+    config, runtime, model = state.config, state.runtime, state.model
+    scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.precision == "fp16")
+    model.train()
+    started = time.perf_counter() - state.elapsed
+    _call(callbacks, "on_fit_start", state)
+    try:
+        while state.epoch < config.epochs:
+            # 1. this epoch's order of the training images: fixed by (seed, epoch), whatever happened before
+            shuffle = torch.Generator().manual_seed(seed_for(config.seed, state.epoch, -1))
+            epoch_clock, epoch_images = time.perf_counter(), 0
+            for index, (images, y) in enumerate(batches(train, config.batch_size, shuffle=True, generator=shuffle)):
+                if index < state.batch:
+                    continue  # resumed mid-epoch: this batch was trained before the interruption
+                # 2. the batch: uint8 -> normalised and augmented float, every draw seeded by (seed, epoch, batch)
+                batch_seed = seed_for(config.seed, state.epoch, state.batch)
+                torch.manual_seed(batch_seed)  # dropout draws from the global generator
+                generator = torch.Generator(device=images.device).manual_seed(batch_seed)
+                x = _layout(transform(images, generator), runtime)
+                # 3. forward and loss, in the run's precision
+                with runtime.autocast():
+                    logits = model(x)
+                    loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
+                # 4. stop before a non-finite loss can reach the weights
+                loss_value = loss.item()
+                if not math.isfinite(loss_value):
+                    state.stop_reason = "diverged"
+                    _call(callbacks, "on_interrupt", state)
+                    lr = state.optimizer.param_groups[0]["lr"]
+                    raise TrainingDiverged(
+                        f"the training loss became {loss_value} at epoch {state.epoch + 1}, batch {state.batch + 1} "
+                        f"(learning rate {lr:.3g}). The weights of the last finite step are kept. Try a smaller "
+                        f"--lr, --clip-grad-norm 1.0, or --precision fp32."
+                    )
+                # 5. backward, optional clipping, optimizer step, schedule step
+                state.optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                if config.clip_grad_norm is not None:
+                    scaler.unscale_(state.optimizer)
+                    nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad_norm)
+                scaler.step(state.optimizer)
+                scaler.update()
+                state.scheduler.step()
+                # 6. running metrics of the epoch
+                state.loss_sum += loss_value * len(y)
+                state.correct += int((logits.argmax(1) == y).sum())
+                state.seen += len(y)
+                epoch_images += len(y)
+                state.batch += 1
+                _call(callbacks, "on_batch_end", state)
+            # 7. end of epoch: evaluate, record, hand over to the callbacks (checkpoint, log, progress)
+            record: dict[str, Any] = {
+                "epoch": state.epoch + 1,
+                "train_loss": state.loss_sum / max(state.seen, 1),
+                "train_accuracy": state.correct / max(state.seen, 1),
+                "lr": state.optimizer.param_groups[0]["lr"],
+            }
+            if evaluation is not None:
+                eval_loss, eval_accuracy, _ = evaluate_batches(model, *evaluation, transform, runtime)
+                record[f"{eval_split}_loss"], record[f"{eval_split}_accuracy"] = eval_loss, eval_accuracy
+            record["time"] = time.perf_counter() - started
+            record["images_per_second"] = epoch_images / max(time.perf_counter() - epoch_clock, 1e-9)
+            state.epoch, state.batch, state.loss_sum, state.correct, state.seen = state.epoch + 1, 0, 0.0, 0, 0
+            state.elapsed = record["time"]
+            state.history.append(record)
+            _call(callbacks, "on_epoch_end", state, record)
+    except KeyboardInterrupt:
+        state.elapsed = time.perf_counter() - started
+        state.stop_reason = "interrupted"
+        _call(callbacks, "on_interrupt", state)
+        return state
+    _call(callbacks, "on_fit_end", state)
+    return state

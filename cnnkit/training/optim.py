@@ -1,0 +1,68 @@
+"""Optimizers and learning-rate schedules, built from a :class:`TrainConfig`.
+
+Schedules are stepped once per batch and defined over the whole run
+(``epochs * steps_per_epoch``), so they can be rebuilt on resume.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from cnnkit.training.config import TrainConfig
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, object]]:
+    """Trainable parameters; biases and normalisation scales get no weight decay (they are not weights)."""
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
+    for param in model.parameters():
+        if param.requires_grad:
+            (no_decay if param.ndim <= 1 else decay).append(param)
+    if not decay and not no_decay:
+        raise ValueError("the model has no trainable parameters: everything is frozen")
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """SGD (momentum, Nesterov), AdaGrad, RMSprop, Adam or AdamW at ``config.learning_rate``."""
+    groups = parameter_groups(model, config.weight_decay)
+    lr = config.learning_rate
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=config.momentum, nesterov=config.nesterov)
+    if config.optimizer == "adagrad":
+        return torch.optim.Adagrad(groups, lr=lr)
+    if config.optimizer == "rmsprop":
+        return torch.optim.RMSprop(groups, lr=lr, momentum=config.momentum)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=lr)
+    return torch.optim.AdamW(groups, lr=lr)
+
+
+def lr_factor(step: int, config: TrainConfig, steps_per_epoch: int) -> float:
+    """Multiplier of the peak rate at global step ``step`` (0-based): warm-up, then the schedule."""
+    total = config.epochs * steps_per_epoch
+    warmup = round(config.warmup_epochs * steps_per_epoch)
+    if step < warmup:
+        return (step + 1) / warmup
+    if config.schedule == "constant":
+        return 1.0
+    if config.schedule == "step":
+        return float(config.step_gamma ** ((step // steps_per_epoch) // config.step_epochs))
+    progress = (step - warmup) / max(total - warmup, 1)
+    if config.schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+    # one-cycle without explicit warm-up: rise for the first 25%, then anneal (cosine) to near zero
+    if warmup == 0:
+        rise = max(round(0.25 * total), 1)
+        if step < rise:
+            return 0.04 + 0.96 * step / rise
+        progress = (step - rise) / max(total - rise, 1)
+    return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0))) * 0.9999 + 1e-4
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig,
+                   steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, config, steps_per_epoch))

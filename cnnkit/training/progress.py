@@ -1,0 +1,76 @@
+"""Progress of a run: a rich progress bar on a terminal, one plain line per epoch otherwise (CI, logs)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, TextIO
+
+from cnnkit.training.loop import TrainState
+
+
+def format_record(record: dict[str, Any], epochs: int) -> str:
+    """``epoch 1/3  train loss 0.6123 acc 77.12%  test loss 0.4567 acc 83.40%  lr 0.001  12.3 s``."""
+    parts = [f"epoch {record['epoch']}/{epochs}",
+             f"train loss {record['train_loss']:.4f} acc {100 * record['train_accuracy']:.2f}%"]
+    for split in ("val", "test"):
+        if f"{split}_loss" in record:
+            parts.append(f"{split} loss {record[f'{split}_loss']:.4f} acc {100 * record[f'{split}_accuracy']:.2f}%")
+    parts += [f"lr {record['lr']:.3g}", f"{record['time']:.1f} s"]
+    if "images_per_second" in record:
+        parts.append(f"{record['images_per_second']:,.0f} img/s")
+    return "  ".join(parts)
+
+
+class Reporter:
+    """A callback for :func:`cnnkit.training.loop.fit` that shows progress on ``stream`` (None: silent)."""
+
+    def __init__(self, epochs: int, steps_per_epoch: int, batch_size: int, stream: TextIO | None) -> None:
+        self.epochs, self.steps, self.batch_size, self.stream = epochs, steps_per_epoch, batch_size, stream
+        self.progress: Any = None
+        self.task: Any = None
+        self.epoch_started = 0.0
+        self.epoch_images = 0
+
+    def on_fit_start(self, state: TrainState) -> None:
+        self.epoch_started = time.perf_counter()
+        self.epoch_images = 0
+        if self.stream is not None and self.stream.isatty():
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.progress = Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+                                     TextColumn("{task.fields[stats]}"), TimeRemainingColumn(), transient=True)
+            self.progress.start()
+            self.task = self.progress.add_task("train", total=self.steps, completed=state.batch,
+                                               epoch=f"{state.epoch + 1}/{self.epochs}", stats="")
+
+    def on_batch_end(self, state: TrainState) -> None:
+        self.epoch_images += self.batch_size
+        if self.progress is not None and (state.batch % 10 == 0 or state.batch == self.steps):
+            rate = self.epoch_images / max(time.perf_counter() - self.epoch_started, 1e-9)
+            stats = (f"loss {state.loss_sum / max(state.seen, 1):.4f} "
+                     f"acc {100 * state.correct / max(state.seen, 1):.1f}% {rate:,.0f} img/s")
+            self.progress.update(self.task, completed=state.batch, stats=stats)
+
+    def on_epoch_end(self, state: TrainState, record: dict[str, Any]) -> None:
+        if self.stream is not None:
+            line = format_record(record, self.epochs)
+            if self.progress is not None:
+                self.progress.console.print(line)
+                self.progress.reset(self.task, total=self.steps, epoch=f"{state.epoch + 1}/{self.epochs}", stats="")
+            else:
+                print(line, file=self.stream, flush=True)
+        self.epoch_started = time.perf_counter()
+        self.epoch_images = 0
+
+    def _stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+    def on_fit_end(self, state: TrainState) -> None:
+        self._stop()
+
+    def on_interrupt(self, state: TrainState) -> None:
+        self._stop()
+        if self.stream is not None and state.stop_reason == "interrupted":
+            print(f"interrupted at epoch {state.epoch + 1}, batch {state.batch}: checkpoint saved", file=self.stream)

@@ -1,0 +1,193 @@
+"""``train(config)`` and ``resume(run)``: data, network, run directory and the fit loop, end to end."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cnnkit.data import BatchTransform, channel_stats
+from cnnkit.training import network, rundir
+from cnnkit.training.config import TrainConfig
+from cnnkit.training.hardware import Runtime, choose
+from cnnkit.training.loop import TrainState, fit, new_state
+from cnnkit.training.progress import Reporter
+
+
+@dataclass
+class TrainResult:
+    """What a finished (or interrupted) run produced."""
+
+    run_dir: Path
+    history: list[dict[str, Any]]  # the metrics.jsonl records
+    runtime: str  # device and precision, in words
+    stop_reason: str  # "" when all epochs ran, "interrupted" after Ctrl-C
+    model: torch.nn.Module
+
+    @property
+    def final(self) -> dict[str, Any]:
+        return self.history[-1] if self.history else {}
+
+
+class Checkpointer:
+    """Writes the checkpoint, the weights and the metrics after every epoch, and on Ctrl-C."""
+
+    def __init__(self, run: Path) -> None:
+        self.run = run
+
+    def save(self, state: TrainState) -> None:
+        payload = {
+            "model": state.model.state_dict(), "optimizer": state.optimizer.state_dict(),
+            "scheduler": state.scheduler.state_dict(), "epoch": state.epoch, "batch": state.batch,
+            "loss_sum": state.loss_sum, "correct": state.correct, "seen": state.seen, "elapsed": state.elapsed,
+            "history": state.history, "torch_rng": torch.get_rng_state(),
+        }
+        rundir.save_checkpoint(self.run, payload)
+        rundir.save_weights(self.run / "model.safetensors", state.model)
+        rundir.write_metrics(self.run, state.history)
+
+    def on_epoch_end(self, state: TrainState, record: dict[str, Any]) -> None:
+        self.save(state)
+
+    def on_interrupt(self, state: TrainState) -> None:
+        # after a non-finite loss the last epoch's checkpoint is the last good one: keep it
+        if state.stop_reason == "interrupted":
+            self.save(state)
+
+
+def _default_run_dir(config: TrainConfig) -> Path:
+    model = Path(config.model).stem if config.model.endswith(".txt") else config.model
+    data = config.data.split(":", 1)[0]
+    return Path("runs") / f"{model}-{data}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _load_data(config: TrainConfig) -> tuple[Any, Any, str]:
+    from cnnkit import data
+
+    splits = data.load(config.data, data_dir=config.data_dir, image_size=config.image_size,
+                       grayscale=config.grayscale, val_split=config.val_split, seed=config.seed,
+                       skip_bad_images=config.skip_bad_images)
+    if config.val_split > 0:
+        return splits, splits.val, "val"
+    return splits, splits.test, "test" if splits.test is not None else ""
+
+
+def _transform(config: TrainConfig, mean: tuple[float, ...], std: tuple[float, ...]) -> BatchTransform:
+    """Normalisation by the training set's statistics, plus the augmentations named in ``config.augment``."""
+    chosen = set(config.augment)
+    return BatchTransform(mean=mean, std=std, crop_padding=2 if "crop" in chosen else 0,
+                          hflip=0.5 if "flip" in chosen else 0.0, erase=0.5 if "erase" in chosen else 0.0,
+                          noise_std=0.1 if "noise" in chosen else 0.0)
+
+
+def train(config: TrainConfig | None = None, *, quiet: bool = False, **options: Any) -> TrainResult:
+    """Train ``config.model`` on ``config.data``; everything lands in the run directory.
+
+    Give a :class:`TrainConfig` or its fields as keywords:
+    ``train(model="lenet5", data="fashion-mnist", epochs=3)``.
+
+    The run directory is created only once the data and the network are ready,
+    and removed again if the run fails before its first epoch completes, so a
+    bad input never leaves a half-written run behind.
+    """
+    if config is None:
+        config = TrainConfig.from_dict(options)
+    elif options:
+        raise TypeError(f"train: give a TrainConfig or keyword options, not both. Received: {sorted(options)}")
+    config.validate()
+    runtime = choose(config.device, config.precision, config.channels_last)
+    splits, evaluation, eval_split = _load_data(config)
+    train_set = splits.train
+    shape = tuple(train_set.images.shape[1:])
+    source = network.describe(config.model, shape, len(train_set.class_names))
+    torch.manual_seed(config.seed)
+    model = network.build(source, shape).to(runtime.device)
+    if runtime.channels_last:
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    mean, std = channel_stats(train_set.images)
+    transform = _transform(config, mean, std)
+    run = Path(config.out) if config.out else _default_run_dir(config)
+    if run.exists() and any(run.iterdir()):
+        raise ValueError(f"--out {run}: the directory exists and is not empty; choose another, or continue it with "
+                         f"`cnnkit train --resume {run}`")
+    meta = {"source": source, "input_shape": list(shape), "class_names": list(train_set.class_names),
+            "mean": list(mean), "std": list(std), "transform": transform.to_dict(), "data": config.data,
+            "eval_split": eval_split}
+    created = not run.exists()
+    run.mkdir(parents=True, exist_ok=True)
+    try:
+        rundir.write_json(run / "config.json", config.to_dict())
+        rundir.write_json(run / "model.json", meta)
+        from cnnkit.summarize import summary
+
+        text = summary(model, shape, name=source["name"]).to_text()
+        rundir.atomic_write(run / "summary.txt", text.encode())
+        state = new_state(model, config, runtime, len(train_set))
+        return _fit(run, state, train_set, evaluation, meta, config, quiet)
+    except BaseException:
+        if not (run / rundir.CHECKPOINT).exists():
+            _remove_partial_run(run, created)
+        raise
+
+
+def _remove_partial_run(run: Path, created: bool) -> None:
+    """Undo a run that failed before its first checkpoint: the folder if cnnkit made it, else only its files."""
+    if created:
+        shutil.rmtree(run, ignore_errors=True)
+        return
+    for path in run.iterdir():
+        if path.is_file():
+            path.unlink()
+
+
+def resume(run: str | Path, epochs: int | None = None, *, quiet: bool = False) -> TrainResult:
+    """Continue a run from its checkpoint, up to ``epochs`` in total (default: its configured epochs)."""
+    run = Path(run)
+    values = rundir.read_json(run / "config.json")
+    meta = rundir.read_json(run / "model.json")
+    checkpoint = rundir.load_checkpoint(run)
+    if epochs is not None:
+        values["epochs"] = epochs
+    config = TrainConfig.from_dict(values)
+    if checkpoint["epoch"] > config.epochs or (checkpoint["epoch"] == config.epochs and checkpoint["batch"] == 0):
+        raise ValueError(f"{run} has already trained {checkpoint['epoch']} epochs; give --epochs above that to continue")
+    runtime = choose(config.device, config.precision, config.channels_last)
+    splits, evaluation, _ = _load_data(config)
+    shape = tuple(meta["input_shape"])
+    model = network.build(meta["source"], shape)
+    rundir.restore_model(run, model, checkpoint["model"])
+    model = model.to(runtime.device)
+    if runtime.channels_last:
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    state = new_state(model, config, runtime, len(splits.train))
+    state.optimizer.load_state_dict(checkpoint["optimizer"])
+    state.scheduler.load_state_dict(checkpoint["scheduler"])
+    for key in ("epoch", "batch", "loss_sum", "correct", "seen", "elapsed", "history"):
+        setattr(state, key, checkpoint[key])
+    torch.set_rng_state(checkpoint["torch_rng"])
+    rundir.write_json(run / "config.json", config.to_dict())
+    return _fit(run, state, splits.train, evaluation, meta, config, quiet)
+
+
+def _fit(run: Path, state: TrainState, train_set: Any, evaluation: Any, meta: dict[str, Any],
+         config: TrainConfig, quiet: bool) -> TrainResult:
+    device = state.runtime.device
+    train_data = (train_set.images.to(device), train_set.labels.to(device))
+    eval_data = (evaluation.images.to(device), evaluation.labels.to(device)) if evaluation is not None else None
+    reporter = Reporter(config.epochs, state.steps_per_epoch, config.batch_size,
+                        stream=None if quiet else sys.stdout)
+    if not quiet:
+        print(f"training {meta['source']['name']} on {config.data}: {len(train_data[1]):,} images, "
+              f"{len(meta['class_names'])} classes, {state.runtime.describe()} -> {run}")
+    transform = BatchTransform.from_dict(meta["transform"])
+    fit(state, train_data, eval_data, transform, eval_split=meta["eval_split"] or "test",
+        callbacks=[Checkpointer(run), reporter])
+    return TrainResult(run, state.history, state.runtime.describe(), state.stop_reason, state.model)
+
+
+__all__ = ["Runtime", "TrainResult", "resume", "train"]

@@ -1,0 +1,220 @@
+"""Training end to end on real data (scikit-learn digits): run directory, exact resume, interruption, divergence."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from cnnkit.cli import main
+from cnnkit.training import TrainConfig, TrainingDiverged, TrainState, resume, train
+from cnnkit.training import run as run_module
+
+pytest.importorskip("sklearn", reason="the digits dataset needs scikit-learn (pip install cnnkit[data])")
+
+# a small network for the 8x8 digits: fast enough for many runs per test session
+TABLE = """\
+input 1x8x8
+conv 8 3x3 padding=same
+relu
+maxpool 2
+conv 16 3x3 padding=same
+relu
+dropout 0.2
+flatten
+dense 10
+"""
+
+
+@pytest.fixture
+def table(tmp_path: Path) -> str:
+    path = tmp_path / "digits_net.txt"
+    path.write_text(TABLE)
+    return str(path)
+
+
+def _config(table: str, out: Path, **overrides: Any) -> TrainConfig:
+    values: dict[str, Any] = {"model": table, "data": "digits", "epochs": 3, "batch_size": 64, "out": str(out),
+                              "precision": "fp32", "seed": 3, "augment": ["noise"]}
+    values.update(overrides)
+    return TrainConfig.from_dict(values)
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(run / "model.safetensors"))
+
+
+def test_run_directory_has_every_file(table: str, tmp_path: Path) -> None:
+    result = train(_config(table, tmp_path / "run"), quiet=True)
+    run = result.run_dir
+    assert {p.name for p in run.iterdir()} >= {"config.json", "metrics.jsonl", "model.safetensors", "model.json",
+                                               "summary.txt", "checkpoint"}
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [line["epoch"] for line in lines] == [1, 2, 3]
+    assert {"epoch", "train_loss", "train_accuracy", "lr", "time", "test_loss", "test_accuracy"} <= set(lines[0])
+    assert lines[-1]["test_accuracy"] > 0.8  # digits are easy; a broken loop would sit near 0.1
+    assert lines[0]["time"] < lines[1]["time"] < lines[2]["time"]
+    assert json.loads((run / "config.json").read_text())["epochs"] == 3
+    assert "Total params" in (run / "summary.txt").read_text()
+    assert not list(run.rglob("*.tmp"))
+
+
+def test_resume_is_exact(table: str, tmp_path: Path) -> None:
+    # extending a finished run re-plans schedules that depend on the total; a constant rate does not
+    straight = train(_config(table, tmp_path / "straight", schedule="constant"), quiet=True)
+    train(_config(table, tmp_path / "split", epochs=1, schedule="constant"), quiet=True)
+    resumed = resume(tmp_path / "split", epochs=3, quiet=True)
+    a, b = _weights(straight.run_dir), _weights(resumed.run_dir)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert [r["train_loss"] for r in straight.history] == [r["train_loss"] for r in resumed.history]
+
+
+class _StopAt:
+    """Simulates Ctrl-C after a given global step."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_batch_end(self, state: TrainState) -> None:
+        if state.global_step == self.step:
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_mid_epoch_saves_and_resumes_exactly(table: str, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    straight = train(_config(table, tmp_path / "straight", epochs=2), quiet=True)
+    original = run_module.Reporter
+
+    def interrupting_reporter(*args: Any, **kwargs: Any) -> Any:
+        reporter = original(*args, **kwargs)
+        reporter.on_batch_end = _StopAt(30).on_batch_end  # type: ignore[method-assign]
+        return reporter
+
+    monkeypatch.setattr(run_module, "Reporter", interrupting_reporter)
+    stopped = train(_config(table, tmp_path / "stopped", epochs=2), quiet=True)
+    assert stopped.stop_reason == "interrupted"
+    monkeypatch.setattr(run_module, "Reporter", original)
+    resumed = resume(tmp_path / "stopped", quiet=True)
+    a, b = _weights(straight.run_dir), _weights(resumed.run_dir)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(table: str, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    original = run_module.Reporter
+
+    def poisoning_reporter(*args: Any, **kwargs: Any) -> Any:
+        reporter = original(*args, **kwargs)
+
+        def poison(state: TrainState, record: dict[str, Any]) -> None:
+            # after epoch 1 is checkpointed, break the weights as an exploding gradient would
+            with torch.no_grad():
+                next(state.model.parameters()).fill_(float("inf"))
+
+        reporter.on_epoch_end = poison  # type: ignore[method-assign]
+        return reporter
+
+    monkeypatch.setattr(run_module, "Reporter", poisoning_reporter)
+    run = tmp_path / "nan"
+    with pytest.raises(TrainingDiverged, match=r"the training loss became nan at epoch 2, batch 1.*Try a smaller --lr"):
+        train(_config(table, run, epochs=3), quiet=True)
+    weights = _weights(run)
+    assert all(torch.isfinite(t).all() for t in weights.values())
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 1
+    checkpoint = torch.load(run / "checkpoint" / "state.pt", weights_only=True)
+    assert (checkpoint["epoch"], checkpoint["batch"]) == (1, 0)
+
+
+def test_failures_before_training_leave_no_run_directory(table: str, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "never"
+    bad_table = tmp_path / "bad.txt"
+    bad_table.write_text("input 1x8x8\nconv 4 3x3\nflatten\ndense 7\n")
+    cases = [
+        (["--model", str(bad_table)], "the table ends in 7 outputs, but the data has 10 classes"),
+        (["--model", table, "--epochs", "0"], "--epochs must be at least 1. Received: 0"),
+        (["--model", table, "--lr", "-1"], "--lr must be positive"),
+        (["--model", "lenet6"], "lenet5"),
+        (["--model", table, "--augment", "rotate"], "unknown augmentation 'rotate'"),
+    ]
+    for args, message in cases:
+        code = main(["train", "--data", "digits", "--out", str(out), *args])
+        err = capsys.readouterr().err
+        assert code == 2, (args, err)
+        assert message in err and err.count("\n") == 1, (args, err)
+        assert not out.exists(), args
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--optimizer", "sgdd"])
+    assert exit_info.value.code == 2
+
+
+def test_existing_run_directory_is_not_overwritten(table: str, tmp_path: Path) -> None:
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="the directory exists and is not empty"):
+        train(_config(table, out), quiet=True)
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_cli_train_then_evaluate_json(table: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "cli"
+    assert main(["train", "--model", table, "--data", "digits", "--epochs", "2", "--out", str(out), "--json",
+                 "--precision", "fp32"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    evaluation = data["evaluation"]
+    from cnnkit.data import load
+
+    test_images = len(load("digits", seed=0).test.labels)  # type: ignore[union-attr]
+    assert sum(map(sum, evaluation["confusion_matrix"])) == evaluation["count"] == test_images > 300
+    assert {"accuracy", "top5_accuracy", "loss", "per_class", "confusion_matrix"} <= set(evaluation)
+    assert {"class", "name", "precision", "recall", "f1", "support"} <= set(evaluation["per_class"][0])
+    assert (out / "confusion_matrix.png").stat().st_size > 5000
+    assert json.loads((out / "metrics.json").read_text())["accuracy"] == evaluation["accuracy"]
+    assert main(["evaluate", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] == evaluation["accuracy"]
+
+
+def test_checkpoint_from_another_network_is_refused(table: str, tmp_path: Path) -> None:
+    run = train(_config(table, tmp_path / "a", epochs=1), quiet=True).run_dir
+    other = tmp_path / "other.txt"
+    other.write_text(TABLE.replace("conv 16", "conv 12"))
+    meta = json.loads((run / "model.json").read_text())
+    from cnnkit import spec
+
+    meta["source"]["text"] = spec.load(other).to_text()
+    (run / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=r"the weights belong to another network \(different shapes"):
+        resume(run, epochs=2, quiet=True)
+
+
+def test_predict_with_a_trained_run(table: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from cnnkit.data import load
+
+    run = train(_config(table, tmp_path / "run", epochs=2), quiet=True).run_dir
+    digits = load("digits", seed=0).test
+    assert digits is not None
+    files = []
+    for i in range(8):  # the test images themselves, written as files a user would have
+        path = tmp_path / f"digit{i}.png"
+        Image.fromarray(digits.images[i, 0].numpy()).resize((32, 32)).save(path)
+        files.append(str(path))
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    assert main(["predict", str(run), *files, str(tmp_path / "broken.png"), "--top", "3", "--json"]) == 2
+    captured = capsys.readouterr()
+    predictions = json.loads(captured.out)["predictions"]
+    assert len(predictions) == 9 and "broken.png" in predictions[-1]["error"]
+    assert "broken.png" in captured.err
+    top1 = [p["top"][0]["class"] for p in predictions[:8]]
+    assert np.mean(np.array(top1) == digits.labels[:8].numpy()) >= 0.75  # resized back to 8x8: mostly right
+    assert predictions[0]["top"][0]["name"] == digits.class_names[top1[0]]
