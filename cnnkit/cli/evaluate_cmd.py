@@ -29,8 +29,9 @@ def print_evaluation(result: EvaluationResult) -> None:
 
     console = Console(width=None if sys.stdout.isatty() else 100)
     top5 = f", top-5 {result.top5_accuracy:.2%}" if result.top5_accuracy is not None else ""
-    table = Table(title=f"{result.split} split: {result.count:,} images, accuracy {result.accuracy:.2%}{top5}, "
-                        f"loss {result.loss:.4f}")
+    console.print(f"{result.split} split: {result.count:,} images, accuracy {result.accuracy:.2%}{top5}, "
+                  f"loss {result.loss:.4f}")
+    table = Table()
     for column in ("class", "precision", "recall", "f1", "support"):
         table.add_column(column, justify="left" if column == "class" else "right")
     for c in result.per_class:
