@@ -117,7 +117,7 @@ def train(config: TrainConfig | None = None, *, quiet: bool = False, **options: 
                          f"`cnnkit train --resume {run}`")
     meta = {"source": source, "input_shape": list(shape), "class_names": list(train_set.class_names),
             "mean": list(mean), "std": list(std), "transform": transform.to_dict(), "data": config.data,
-            "eval_split": eval_split}
+            "eval_split": eval_split, "skipped_files": list(splits.skipped)}
     created = not run.exists()
     run.mkdir(parents=True, exist_ok=True)
     try:
@@ -184,6 +184,10 @@ def _fit(run: Path, state: TrainState, train_set: Any, evaluation: Any, meta: di
     if not quiet:
         print(f"training {meta['source']['name']} on {config.data}: {len(train_data[1]):,} images, "
               f"{len(meta['class_names'])} classes, {state.runtime.describe()} -> {run}")
+        skipped = meta.get("skipped_files", [])
+        if skipped:
+            print(f"skipped {len(skipped)} unreadable image file(s) (--skip-bad-images): {'; '.join(skipped[:3])}"
+                  f"{' ...' if len(skipped) > 3 else ''}")
     transform = BatchTransform.from_dict(meta["transform"])
     fit(state, train_data, eval_data, transform, eval_split=meta["eval_split"] or "test",
         callbacks=[Checkpointer(run), reporter])
