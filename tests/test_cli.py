@@ -71,3 +71,16 @@ def test_user_errors_are_one_line(args: list[str], message: str, capsys: pytest.
 def test_unknown_command_is_an_argparse_error() -> None:
     result = _run("sumary")
     assert result.returncode == 2 and "invalid choice: 'sumary'" in result.stderr
+
+
+def test_summary_of_zoo_models(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["summary", "lenet5", "--input", "1x28x28", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["total_params"] == 44426
+    totals = []
+    for depth in ("1", "3"):
+        assert main(["summary", "resnet18", "--depth", depth, "--json"]) == 0
+        data = json.loads(capsys.readouterr().out)
+        totals.append((data["total_params"], data["total_macs"]))
+    assert totals[0] == totals[1] == (11689512, 1814073344)  # the published 11.7M parameters, 1.8 GMACs
+    assert main(["summary", "resnt18"]) == 2
+    assert "Did you mean resnet18" in capsys.readouterr().err
