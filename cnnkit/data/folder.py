@@ -45,15 +45,18 @@ def _decode(path: Path, size: tuple[int, int]) -> tuple[np.ndarray, bool]:
         raise _BadImage(f"not an image file (extensions read: {', '.join(EXTENSIONS)}); move it out of the class folder")
     h, w = size
     try:
-        with warnings.catch_warnings():
-            # Pillow only warns between MAX_IMAGE_PIXELS and twice that; refuse those too
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                grey = image.mode in _GREY_MODES
-                image.draft("RGB", (w, h))  # JPEG: decode at a reduced scale when the image is much larger
-                # photos store their rotation in EXIF; apply it so that upright means upright
-                rgb = ImageOps.exif_transpose(image).convert("RGB")
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        with Image.open(path) as image:
+            # Pillow raises above twice MAX_IMAGE_PIXELS and only warns between the two; refuse those too.
+            # (Checked here, not with warnings.catch_warnings: that is process-wide and this runs in threads.)
+            limit = Image.MAX_IMAGE_PIXELS
+            if limit is not None and image.width * image.height > limit:
+                raise Image.DecompressionBombError(
+                    f"Image size ({image.width * image.height} pixels) exceeds limit of {limit} pixels")
+            grey = image.mode in _GREY_MODES
+            image.draft("RGB", (w, h))  # JPEG: decode at a reduced scale when the image is much larger
+            # photos store their rotation in EXIF; apply it so that upright means upright
+            rgb = ImageOps.exif_transpose(image).convert("RGB")
+    except Image.DecompressionBombError as error:
         raise _BadImage(
             f"refused as a possible decompression bomb ({error}); raise PIL.Image.MAX_IMAGE_PIXELS "
             f"(now {Image.MAX_IMAGE_PIXELS}) if the image is genuine"
@@ -127,8 +130,10 @@ def _read_tree(root: Path, class_names: tuple[str, ...] | None, size: tuple[int,
         except _BadImage as error:
             return str(error)
 
-    # Pillow releases the GIL while decoding and resizing, so threads decode in parallel
-    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+    # Pillow releases the GIL while decoding and resizing, so threads decode in parallel. _decode refuses
+    # oversized images itself; Pillow's warning for them is silenced once here, outside the threads.
+    with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         results = list(pool.map(decode, jobs))
     tree = _Tree([], [], [], [], True, names)
     for (path, label), result in zip(jobs, results, strict=True):
