@@ -14,7 +14,7 @@ import torch
 from cnnkit.data import BatchTransform, channel_stats
 from cnnkit.training import network, rundir
 from cnnkit.training.config import TrainConfig
-from cnnkit.training.hardware import Runtime, choose
+from cnnkit.training.hardware import choose
 from cnnkit.training.loop import TrainState, fit, new_state
 from cnnkit.training.progress import Reporter
 
@@ -194,4 +194,4 @@ def _fit(run: Path, state: TrainState, train_set: Any, evaluation: Any, meta: di
     return TrainResult(run, state.history, state.runtime.describe(), state.stop_reason, state.model)
 
 
-__all__ = ["Runtime", "TrainResult", "resume", "train"]
+__all__ = ["TrainResult", "resume", "train"]
