@@ -42,7 +42,7 @@ def evaluate(run: str | Path, *, data: str | None = None, data_dir: str | None =
     model = model.to(runtime.device)
     transform = BatchTransform.from_dict(meta["transform"])
     images, labels = evaluation.images.to(runtime.device), evaluation.labels.to(runtime.device)
-    _, _, logits = evaluate_batches(model, images, labels, transform, runtime)
+    _, _, logits = evaluate_batches(model, images, labels, transform, runtime, tta=bool(config.get("tta", False)))
     result = classification_metrics(logits.cpu(), evaluation.labels, names, split)
     if figures:
         title = f"{meta['source']['name']} on {data or config['data']} ({split}, accuracy {result.accuracy:.2%})"

@@ -9,6 +9,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from cnnkit.training.recipes import recipe_options
+
 Optimizer = Literal["sgd", "adagrad", "rmsprop", "adam", "adamw"]
 Schedule = Literal["constant", "step", "cosine", "onecycle"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
@@ -23,11 +25,12 @@ AUGMENTATIONS = ("flip", "crop", "erase", "noise")
 class TrainConfig:
     """One training run. Every field maps onto a ``cnnkit train`` flag of the same name (``_`` -> ``-``)."""
 
+    recipe: str | None = None  # a measured preset of the options below (fast); options given override it
     model: str = "lenet5"  # a zoo name, or a layer-table file (.txt)
     data: str = "fashion-mnist"  # fashion-mnist, mnist, digits, shapes, folder:PATH
     data_dir: str | None = None  # where the dataset files are (else $CNNKIT_DATA, then system paths)
     epochs: int = 3  # passes over the training set
-    batch_size: int = 32  # images per mini-batch (per process when distributed)
+    batch_size: int = 32  # images per optimizer step (the global batch: torchrun's processes split it)
     optimizer: Optimizer = "adam"
     lr: float | None = None  # peak learning rate; None: DEFAULT_LR for the optimizer
     momentum: float = 0.9  # SGD and RMSprop
@@ -40,6 +43,7 @@ class TrainConfig:
     label_smoothing: float = 0.1  # cross-entropy target smoothing in [0, 1)
     clip_grad_norm: float | None = None  # clip the global gradient norm to this value
     augment: list[str] = field(default_factory=list)  # any of flip, crop, erase, noise
+    tta: bool = False  # test-time augmentation: evaluate on each image and its mirror image, average the logits
     val_split: float = 0.0  # fraction of the training set held out for validation
     image_size: int | None = None  # folder datasets: resize to this square size
     grayscale: bool | None = None  # folder datasets: force grey (True) or RGB (False)
@@ -47,7 +51,8 @@ class TrainConfig:
     seed: int = 0  # shuffling, augmentation, dropout and initial weights
     precision: Precision = "auto"  # auto: bf16 where the hardware has it, else fp32 (fp16 + scaler on old GPUs)
     device: Device = "auto"  # auto: cuda if available, else cpu
-    channels_last: bool | None = None  # memory format; None: on for CUDA
+    channels_last: bool | None = None  # memory format; None: on for CUDA and for bf16 on CPUs
+    compile: bool = False  # torch.compile the training step's network (compiling takes a while first)
     out: str | None = None  # run directory; None: runs/<model>-<data>-<time>
 
     def to_dict(self) -> dict[str, Any]:
@@ -55,13 +60,18 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """Build and validate; unknown keys and wrong types are errors that name the key."""
+        """Build and validate; unknown keys and wrong types are errors that name the key.
+
+        With ``recipe``, the recipe's options come first and ``values`` override them.
+        """
         names = {f.name for f in dataclasses.fields(cls)}
         for key in values:
             if key not in names:
                 near = difflib.get_close_matches(key, names, n=1)
                 hint = f" Did you mean {near[0]!r}?" if near else ""
                 raise ValueError(f"unknown training option {key!r}.{hint}")
+        if values.get("recipe") is not None:
+            values = {**recipe_options(values["recipe"]), **values}
         config = cls(**values)
         config.validate()
         return config
@@ -91,6 +101,8 @@ class TrainConfig:
         for name in self.augment:
             if name not in AUGMENTATIONS:
                 raise ValueError(f"--augment: unknown augmentation {name!r}; choose from {', '.join(AUGMENTATIONS)}")
+        if self.recipe is not None:
+            recipe_options(self.recipe)  # an unknown name is an error that lists the known ones
         if self.nesterov and self.optimizer != "sgd":
             raise ValueError(f"--nesterov applies to --optimizer sgd only. Received: --optimizer {self.optimizer}")
 
