@@ -31,6 +31,8 @@ records the same numbers.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -113,6 +115,17 @@ def teardown(place: Distributed, clean: bool = True) -> None:
         dist.destroy_process_group()
 
 
+@contextmanager
+def process_group(place: Distributed) -> Iterator[None]:
+    """The block runs inside the process group joined by :func:`setup`; :func:`teardown` leaves it at the end."""
+    try:
+        yield
+    except BaseException:
+        teardown(place, clean=False)
+        raise
+    teardown(place, clean=True)
+
+
 def wrap(model: nn.Module, place: Distributed, device: torch.device) -> nn.Module:
     """``model`` as DistributedDataParallel (the module that averages gradients); unchanged for one process.
 
@@ -149,5 +162,5 @@ def barrier(place: Distributed) -> None:
         dist.barrier()
 
 
-__all__ = ["SINGLE", "Distributed", "barrier", "broadcast_text", "from_environment", "local_batch_size", "setup",
-           "sum_across", "teardown", "wrap"]
+__all__ = ["SINGLE", "Distributed", "barrier", "broadcast_text", "from_environment", "local_batch_size",
+           "process_group", "setup", "sum_across", "teardown", "wrap"]

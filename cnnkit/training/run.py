@@ -105,7 +105,7 @@ def train(config: TrainConfig | None = None, *, quiet: bool = False, **options: 
         raise TypeError(f"train: give a TrainConfig or keyword options, not both. Received: {sorted(options)}")
     config.validate()
     place, runtime = _start(config)
-    with _process_group(place):
+    with distributed.process_group(place):
         return _train(config, runtime, place, quiet)
 
 
@@ -117,19 +117,6 @@ def _start(config: TrainConfig) -> tuple[Distributed, Runtime]:
     if runtime.device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # every batch has the same shape: pick the fastest kernels once
     return place, replace(runtime, device=distributed.setup(place, runtime.device))
-
-
-class _process_group:
-    """Leaves the process group at the end: after a barrier on success, at once after an error (no deadlock)."""
-
-    def __init__(self, place: Distributed) -> None:
-        self.place = place
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: object, error: object, trace: object) -> None:
-        distributed.teardown(self.place, clean=kind is None)
 
 
 def _train(config: TrainConfig, runtime: Runtime, place: Distributed, quiet: bool) -> TrainResult:
@@ -193,7 +180,7 @@ def resume(run: str | Path, epochs: int | None = None, *, quiet: bool = False) -
     if checkpoint["epoch"] > config.epochs or (checkpoint["epoch"] == config.epochs and checkpoint["batch"] == 0):
         raise ValueError(f"{run} has already trained {checkpoint['epoch']} epochs; give --epochs above that to continue")
     place, runtime = _start(config)
-    with _process_group(place):
+    with distributed.process_group(place):
         return _resume(run, config, checkpoint, meta, runtime, place, quiet)
 
 

@@ -10,9 +10,11 @@ import torch
 
 from cnnkit.cli import main
 from cnnkit.data import BatchTransform
+from cnnkit.evaluation import evaluate
 from cnnkit.training import TrainConfig
 from cnnkit.training.hardware import choose
 from cnnkit.training.loop import evaluate_batches
+from cnnkit.training.optim import make_optimizer
 from cnnkit.training.recipes import RECIPES, recipe_options
 
 
@@ -55,8 +57,8 @@ def test_fast_recipe_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixtu
     run = tmp_path / "fast"
     # digits are not mirror-symmetric, but the recipe's flips and TTA still have to run end to end
     assert main(["train", "--recipe", "fast", "--data", "digits", "--epochs", "2", "--batch-size", "64",
-                 "--out", str(run), "--json"]) == 0
-    output = json.loads(capsys.readouterr().out)
+                 "--out", str(run), "--json", "--no-evaluate"]) == 0
+    assert json.loads(capsys.readouterr().out)["history"][-1]["epoch"] == 2
     history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in history] == [1, 2]
     for record in history:
@@ -65,4 +67,14 @@ def test_fast_recipe_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixtu
     config = json.loads((run / "config.json").read_text())
     assert config["recipe"] == "fast" and config["model"] == "fastnet" and config["tta"] and config["epochs"] == 2
     # evaluate uses the run's TTA, so its accuracy is the one the last epoch recorded (bf16 there, fp32 here)
-    assert output["evaluation"]["accuracy"] == pytest.approx(history[-1]["test_accuracy"], abs=0.02)
+    assert evaluate(run, figures=False).accuracy == pytest.approx(history[-1]["test_accuracy"], abs=0.02)
+
+
+def test_fast_defaults_layout_and_fused_optimizer() -> None:
+    """bf16 runs default to channels-last (oneDNN's native layout) and optimizers to the fused step."""
+    assert choose("cpu", "bf16", None).channels_last and not choose("cpu", "fp32", None).channels_last
+    assert not choose("cpu", "bf16", False).channels_last and choose("cpu", "fp32", True).channels_last
+    model = torch.nn.Linear(3, 2)
+    for name in ("sgd", "adam", "adamw", "adagrad"):
+        optimizer = make_optimizer(model, TrainConfig.from_dict({"optimizer": name}))
+        assert optimizer.defaults["fused"] is True, name
