@@ -10,7 +10,7 @@ autocast, ``zero_grad(set_to_none=True)``, backward, step, schedule step.
 per-batch generators, the running loss and accuracy, the hook points), and the
 ratio says whether that costs anything::
 
-    python benchmarks/trainer_overhead.py [--model lenet5] [--batch-size 32] [--images 8192] [--repeats 5]
+    python benchmarks/trainer_overhead.py [--model lenet5] [--batch-size 32] [--images 32768] [--repeats 7]
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32, help="(default: 32, cnnkit's default)")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--images", type=int, default=8192, help="training images per timed epoch")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--images", type=int, default=32768, help="training images per timed epoch")
+    parser.add_argument("--repeats", type=int, default=7)
     common.add_common_arguments(parser)
     args = parser.parse_args()
     doc = common.apply_common_arguments(args)

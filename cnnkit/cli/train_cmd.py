@@ -45,7 +45,7 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> None:
                     "directory, then evaluate it on the held-out split.",
         epilog="examples:\n  cnnkit train --model lenet5 --data fashion-mnist --epochs 3\n"
                "  cnnkit train --model my_net.txt --data folder:photos --image-size 64 --val-split 0.2\n"
-               "  cnnkit train --recipe fast --data fashion-mnist          # 93% in about two minutes on 2 CPU cores\n"
+               "  cnnkit train --recipe fast --data fashion-mnist          # 93% in under two minutes on 2 CPU cores\n"
                "  cnnkit train --resume runs/lenet5-fashion-mnist-20261121-120000 --epochs 5\n"
                "  torchrun --nproc_per_node=2 -m cnnkit train --model resnet_small --batch-size 256   # DDP",
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -129,11 +129,12 @@ def _conv_bn_relu(in_channels: int, out_channels: int) -> list[nn.Module]:
 
 @register(task="classification", input_size=(28, 28))
 def fastnet(num_classes: int = 10, in_channels: int = 1, width: int = 16) -> nn.Module:
-    """Fast compact VGG-style net with batch norm, the network of ``--recipe fast`` (Fashion-MNIST 93% in ~2 min on a CPU).
+    """Fast compact VGG-style net with batch norm: the network of ``--recipe fast`` (93% on Fashion-MNIST in 6 epochs).
 
     ``(N, 1, 28, 28) -> (N, num_classes)``, also ``(N, 3, 32, 32)`` with
     ``in_channels=3``. Channels ``width, 3 * width, 6 * width`` (16, 48, 96:
-    about 150,000 parameters, 11 M multiply-accumulates per 28x28 image).
+    153,786 parameters, 11.6 M multiply-accumulates per 28x28 image); six
+    epochs take under two minutes on two CPU cores with bf16 and channels-last.
     """
     w = int(positive("fastnet", "width", width))
     return FastNet(num_classes, in_channels, (w, 3 * w, 6 * w))

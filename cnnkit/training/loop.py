@@ -169,7 +169,7 @@ def fit(state: TrainState, train: tuple[torch.Tensor, torch.Tensor],
                 # 2. the batch: uint8 -> normalised and augmented float, every draw seeded by (seed, epoch, batch)
                 batch_seed = seed_for(config.seed, state.epoch, state.batch, place.rank)
                 _seed_dropout(batch_seed, runtime.device)
-                generator = torch.Generator(device=images.device).manual_seed(batch_seed)
+                generator = torch.Generator(device=images.device).manual_seed(batch_seed) if transform.augments else None
                 x = _layout(transform(images, generator), runtime)
                 # 3. forward and loss, in the run's precision
                 with runtime.autocast():

@@ -3,6 +3,9 @@
 ``cnnkit train --recipe fast --data fashion-mnist`` starts from ``RECIPES["fast"]``;
 any option given as well overrides the recipe's (``--recipe fast --epochs 12``).
 The run's ``config.json`` keeps every resolved option and the recipe's name.
+:meth:`TrainConfig.from_dict` applies the recipe (the CLI and
+``cnnkit.train(recipe="fast", ...)`` go through it); building ``TrainConfig(...)``
+directly takes the fields as given.
 """
 
 from __future__ import annotations
