@@ -4,7 +4,7 @@ Two layouts are understood::
 
     PATH/images/001.jpg  PATH/masks/001.png                 one set: carve held-out data with val_split
     PATH/train/images/...  PATH/train/masks/...  PATH/test/...  (or PATH/val/...)   given splits
-    PATH/classes.txt                                         optional: line i names class id i
+    PATH/classes.txt (or PATH/train/classes.txt)             optional: line i names class id i
 
 A mask is a one-channel image (grey levels, or a palette PNG's indices) whose
 value at each pixel is that pixel's class id, ``0`` being the background. It
@@ -140,6 +140,8 @@ def _read_split(split_root: Path, size: tuple[int, int], skip_bad_images: bool) 
 
 def _class_names(root: Path, largest: int) -> tuple[str, ...]:
     path = root / CLASSES_FILE
+    if not path.is_file() and (root / "train" / CLASSES_FILE).is_file():  # save_pairs into train/ and test/
+        path = root / "train" / CLASSES_FILE
     if not path.is_file():
         return ("background", *(f"class {i}" for i in range(1, max(largest, 1) + 1)))
     names = tuple(line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
@@ -180,3 +182,23 @@ def load_pairs(path: str | Path, image_size: tuple[int, int] | None = None, gray
     return DataSplits(train=datasets["train"], test=datasets.get("test"), val=datasets.get("val"),
                       test_official="test" in datasets,
                       skipped=tuple(s for _, _, skipped in read.values() for s in skipped))
+
+
+def save_pairs(data: ImageDataset, root: str | Path) -> Path:
+    """Write a segmentation dataset as a folder this module reads: ``root/images/*.png``, ``root/masks/*.png``
+    (class ids) and ``root/classes.txt``; e.g. to look at ``shapes-seg`` or to start a dataset of your own.
+
+    Returns ``root``. Files are named ``00000.png``, ``00001.png``, ... in the dataset's order.
+    """
+    if data.segmentation is None:
+        raise ValueError(f"dataset {data.name!r} has no class maps to write as masks; it is not a segmentation dataset")
+    root = Path(root)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "masks").mkdir(parents=True, exist_ok=True)
+    digits = max(5, len(str(len(data))))
+    for i in range(len(data)):
+        pixels = data.images[i].permute(1, 2, 0).numpy()  # (H, W, C)
+        Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(root / "images" / f"{i:0{digits}d}.png")
+        Image.fromarray(data.segmentation[i].numpy()).save(root / "masks" / f"{i:0{digits}d}.png")
+    (root / CLASSES_FILE).write_text("".join(f"{name}\n" for name in data.class_names), encoding="utf-8")
+    return root

@@ -23,7 +23,7 @@ AUGMENTATIONS = ("flip", "crop", "erase", "noise")
 # The segment defaults reach a mean IoU of 0.85 on shapes-seg in under 5 minutes on 2 CPU cores (see README).
 TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     "classify": {},
-    "segment": {"model": "unet", "model_options": ["width=16"], "data": "shapes-seg", "epochs": 10,
+    "segment": {"model": "unet", "model_options": ["width=16"], "data": "shapes-seg", "epochs": 8, "batch_size": 16,
                 "label_smoothing": 0.0},
     "reconstruct": {"model": "conv_autoencoder", "label_smoothing": 0.0},
     "denoise": {"model": "denoising_autoencoder", "noise": "gaussian:0.3", "label_smoothing": 0.0},
@@ -42,10 +42,10 @@ class TrainConfig:
     model: str = "lenet5"  # a zoo name or a layer-table file (.txt); per task: lenet5, unet, conv_autoencoder, denoising_autoencoder
     model_options: list[str] = field(default_factory=list)  # zoo model options as KEY=VALUE, e.g. width=16 (segment: width=16)
     data: str = "fashion-mnist"  # fashion-mnist, mnist, digits, shapes, shapes-seg (segment's default), folder:PATH
-    noise: str | None = None  # denoise: the corruption, gaussian:STD or saltpepper:FRACTION (default gaussian:0.3)
+    noise: str | None = None  # the corruption of --task denoise: gaussian:STD or saltpepper:FRACTION (denoise: gaussian:0.3)
     data_dir: str | None = None  # where the dataset files are (else $CNNKIT_DATA, then system paths)
-    epochs: int = 3  # passes over the training set (segment: 10)
-    batch_size: int = 32  # images per mini-batch (per process when distributed)
+    epochs: int = 3  # passes over the training set (segment: 8)
+    batch_size: int = 32  # images per mini-batch (per process when distributed; segment: 16)
     optimizer: Optimizer = "adam"
     lr: float | None = None  # peak learning rate; None: DEFAULT_LR for the optimizer
     momentum: float = 0.9  # SGD and RMSprop
