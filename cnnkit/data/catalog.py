@@ -7,7 +7,7 @@ Known names::
     digits          scikit-learn 8x8 digits, 1,797, 20% stratified test split
     shapes          synthetic shapes with boxes and masks, (3, 32, 32), 6 classes
     shapes-seg      synthetic scenes of 1-3 shapes with a class per pixel
-    folder:PATH     one sub-folder per class (PNG, JPEG, BMP, WebP)
+    folder:PATH     one sub-folder per class (PNG, JPEG, BMP, WebP), or images/ + masks/ for segmentation
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from cnnkit.data.dataset import VAL_STREAM, DataSplits, check_fraction, split_of
 from cnnkit.data.digits import load_digits
 from cnnkit.data.folder import load_folder
 from cnnkit.data.mnist import load_idx_dataset
+from cnnkit.data.pairs import is_pair_folder, load_pairs
 from cnnkit.data.shapes import load_shapes
 
 DATASETS: dict[str, str] = {
@@ -29,7 +30,8 @@ DATASETS: dict[str, str] = {
     "digits": "scikit-learn's handwritten digits: 1,797 images, 1x8x8, 10 classes, 20% test split",
     "shapes": "synthetic shapes with boxes and masks: 10,000 images, 3x32x32, 6 classes, 20% test split",
     "shapes-seg": "synthetic scenes of 1-3 shapes with a class per pixel: 4,000 images, 3x32x32, 7 classes",
-    "folder:PATH": "your images, one sub-folder per class (or train/ and test/ or val/ holding those)",
+    "folder:PATH": "your images, one sub-folder per class, or images/ + masks/ (class id per pixel) for segmentation "
+                   "(either also inside train/ and test/ or val/)",
 }
 _FOLDER = "folder:"
 
@@ -60,7 +62,8 @@ def _resolve(name: str, data_dir: str | Path | None, size: tuple[int, int] | Non
         path = name[len(_FOLDER):]
         if not path:
             raise ValueError(f"`folder:` needs a path, e.g. folder:./my_images. Received: name={name!r}")
-        return load_folder(path, size, grayscale, skip_bad_images)
+        loader = load_pairs if is_pair_folder(Path(path)) else load_folder
+        return loader(path, size, grayscale, skip_bad_images)
     if name in ("fashion-mnist", "mnist"):
         splits = load_idx_dataset(name, data_dir, download)
     elif name == "digits":

@@ -22,13 +22,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from cnnkit.data import BatchTransform, batches
 from cnnkit.training.config import TrainConfig
 from cnnkit.training.hardware import Runtime
 from cnnkit.training.optim import make_optimizer, make_scheduler
+from cnnkit.training.tasks import Task, make_task
+from cnnkit.training.tasks import layout as _layout
 
 
 class TrainingDiverged(ValueError):
@@ -48,7 +49,7 @@ class TrainState:
     epoch: int = 0  # completed epochs
     batch: int = 0  # completed batches of the current epoch
     loss_sum: float = 0.0  # over the current epoch's completed batches
-    correct: int = 0
+    correct: float = 0  # the task's training metric summed over the epoch's images (classify: right answers)
     seen: int = 0
     elapsed: float = 0.0  # training seconds before this process started
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -71,26 +72,6 @@ def new_state(model: nn.Module, config: TrainConfig, runtime: Runtime, train_siz
     return TrainState(model, optimizer, make_scheduler(optimizer, config, steps), config, runtime, steps)
 
 
-def _layout(x: torch.Tensor, runtime: Runtime) -> torch.Tensor:
-    return x.contiguous(memory_format=torch.channels_last) if runtime.channels_last else x
-
-
-def evaluate_batches(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, transform: BatchTransform,
-                     runtime: Runtime, batch_size: int = 512) -> tuple[float, float, torch.Tensor]:
-    """Mean cross-entropy, accuracy and the ``(N, classes)`` float32 logits of ``model`` on uint8 ``images``."""
-    was_training = model.training
-    model.eval()
-    outputs = []
-    with torch.no_grad(), runtime.autocast():
-        for x, _ in batches((images, labels), batch_size):
-            outputs.append(model(_layout(transform(x, train=False), runtime)).float())
-    model.train(was_training)
-    logits = torch.cat(outputs)
-    loss = F.cross_entropy(logits, labels).item()
-    accuracy = (logits.argmax(1) == labels).float().mean().item()
-    return loss, accuracy, logits
-
-
 def _call(callbacks: Iterable[Any], event: str, *args: Any) -> None:
     for callback in callbacks:
         method = getattr(callback, event, None)
@@ -104,17 +85,19 @@ def _call(callbacks: Iterable[Any], event: str, *args: Any) -> None:
 
 def fit(state: TrainState, train: tuple[torch.Tensor, torch.Tensor],
         evaluation: tuple[torch.Tensor, torch.Tensor] | None, transform: BatchTransform, *,
-        eval_split: str = "test", callbacks: Sequence[Any] = ()) -> TrainState:
+        eval_split: str = "test", callbacks: Sequence[Any] = (), task: Task | None = None) -> TrainState:
     """Train ``state.model`` on ``train`` until ``state.config.epochs`` epochs are complete.
 
-    ``train`` and ``evaluation`` are ``(images, labels)``: ``(N, C, H, W)`` uint8
-    and ``(N,)`` int64 on the training device. ``transform`` normalises every
+    ``train`` and ``evaluation`` are ``(images, targets)``: ``(N, C, H, W)`` uint8
+    and the ``task``'s targets (default: the config's task; classify: ``(N,)``
+    int64 labels) on the training device. ``transform`` normalises every
     batch and, in training, augments it (seeded by epoch and batch). Returns
     the state; ``state.stop_reason`` is ``"interrupted"`` after Ctrl-C (the
     callbacks' ``on_interrupt`` has saved what it needs). A non-finite loss calls
     ``on_interrupt`` and raises :class:`TrainingDiverged`.
     """
     config, runtime, model = state.config, state.runtime, state.model
+    task = task or make_task(config.task, config.noise)
     scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.precision == "fp16")
     model.train()
     started = time.perf_counter() - state.elapsed
@@ -127,15 +110,17 @@ def fit(state: TrainState, train: tuple[torch.Tensor, torch.Tensor],
             for index, (images, y) in enumerate(batches(train, config.batch_size, shuffle=True, generator=shuffle)):
                 if index < state.batch:
                     continue  # resumed mid-epoch: this batch was trained before the interruption
-                # 2. the batch: uint8 -> normalised and augmented float, every draw seeded by (seed, epoch, batch)
+                # 2. the batch: uint8 -> the task's input and target (normalised, augmented, corrupted),
+                #    every draw seeded by (seed, epoch, batch)
                 batch_seed = seed_for(config.seed, state.epoch, state.batch)
                 torch.manual_seed(batch_seed)  # dropout draws from the global generator
                 generator = torch.Generator(device=images.device).manual_seed(batch_seed)
-                x = _layout(transform(images, generator), runtime)
+                x, y = task.prepare(images, y, transform, generator)
+                x = _layout(x, runtime)
                 # 3. forward and loss, in the run's precision
                 with runtime.autocast():
-                    logits = model(x)
-                    loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
+                    output = model(x)
+                    loss = task.loss(output, y, config.label_smoothing)
                 # 4. stop before a non-finite loss can reach the weights
                 loss_value = loss.item()
                 if not math.isfinite(loss_value):
@@ -158,7 +143,7 @@ def fit(state: TrainState, train: tuple[torch.Tensor, torch.Tensor],
                 state.scheduler.step()
                 # 6. running metrics of the epoch
                 state.loss_sum += loss_value * len(y)
-                state.correct += int((logits.argmax(1) == y).sum())
+                state.correct += task.score(output.detach(), y)
                 state.seen += len(y)
                 epoch_images += len(y)
                 state.batch += 1
@@ -167,12 +152,12 @@ def fit(state: TrainState, train: tuple[torch.Tensor, torch.Tensor],
             record: dict[str, Any] = {
                 "epoch": state.epoch + 1,
                 "train_loss": state.loss_sum / max(state.seen, 1),
-                "train_accuracy": state.correct / max(state.seen, 1),
+                f"train_{task.metric}": state.correct / max(state.seen, 1),
                 "lr": state.optimizer.param_groups[0]["lr"],
             }
             if evaluation is not None:
-                eval_loss, eval_accuracy, _ = evaluate_batches(model, *evaluation, transform, runtime)
-                record[f"{eval_split}_loss"], record[f"{eval_split}_accuracy"] = eval_loss, eval_accuracy
+                scores = task.evaluate(model, *evaluation, transform, runtime, seed=config.seed)
+                record.update({f"{eval_split}_{name}": value for name, value in scores.items()})
             record["time"] = time.perf_counter() - started
             record["images_per_second"] = epoch_images / max(time.perf_counter() - epoch_clock, 1e-9)
             state.epoch, state.batch, state.loss_sum, state.correct, state.seen = state.epoch + 1, 0, 0.0, 0, 0

@@ -17,6 +17,7 @@ from cnnkit.training.config import TrainConfig
 from cnnkit.training.hardware import choose
 from cnnkit.training.loop import TrainState, fit, new_state
 from cnnkit.training.progress import Reporter
+from cnnkit.training.tasks import make_task
 
 
 @dataclass
@@ -77,8 +78,8 @@ def _load_data(config: TrainConfig) -> tuple[Any, Any, str]:
     return splits, splits.test, "test" if splits.test is not None else ""
 
 
-def _transform(config: TrainConfig, mean: tuple[float, ...], std: tuple[float, ...]) -> BatchTransform:
-    """Normalisation by the training set's statistics, plus the augmentations named in ``config.augment``."""
+def _transform(config: TrainConfig, mean: tuple[float, ...] | None, std: tuple[float, ...] | None) -> BatchTransform:
+    """Normalisation by the training set's statistics (None: none), plus the augmentations in ``config.augment``."""
     chosen = set(config.augment)
     return BatchTransform(mean=mean, std=std, crop_padding=2 if "crop" in chosen else 0,
                           hflip=0.5 if "flip" in chosen else 0.0, erase=0.5 if "erase" in chosen else 0.0,
@@ -101,21 +102,24 @@ def train(config: TrainConfig | None = None, *, quiet: bool = False, **options: 
         raise TypeError(f"train: give a TrainConfig or keyword options, not both. Received: {sorted(options)}")
     config.validate()
     runtime = choose(config.device, config.precision, config.channels_last)
+    task = make_task(config.task, config.noise)
     splits, evaluation, eval_split = _load_data(config)
     train_set = splits.train
+    task.targets(train_set)  # a dataset without what the task learns fails here, before the run directory exists
     shape = tuple(train_set.images.shape[1:])
-    source = network.describe(config.model, shape, len(train_set.class_names))
+    source = network.describe(config.model, shape, len(train_set.class_names), config.task, config.model_options)
     torch.manual_seed(config.seed)
     model = network.build(source, shape).to(runtime.device)
     if runtime.channels_last:
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     mean, std = channel_stats(train_set.images)
-    transform = _transform(config, mean, std)
+    transform = _transform(config, mean, std) if task.normalises else _transform(config, None, None)
     run = Path(config.out) if config.out else _default_run_dir(config)
     if run.exists() and any(run.iterdir()):
         raise ValueError(f"--out {run}: the directory exists and is not empty; choose another, or continue it with "
                          f"`cnnkit train --resume {run}`")
-    meta = {"source": source, "input_shape": list(shape), "class_names": list(train_set.class_names),
+    meta = {"task": config.task, "noise": config.noise, "source": source, "input_shape": list(shape),
+            "class_names": list(train_set.class_names),
             "mean": list(mean), "std": list(std), "transform": transform.to_dict(), "data": config.data,
             "eval_split": eval_split, "skipped_files": list(splits.skipped)}
     created = not run.exists()
@@ -177,20 +181,22 @@ def resume(run: str | Path, epochs: int | None = None, *, quiet: bool = False) -
 def _fit(run: Path, state: TrainState, train_set: Any, evaluation: Any, meta: dict[str, Any],
          config: TrainConfig, quiet: bool) -> TrainResult:
     device = state.runtime.device
-    train_data = (train_set.images.to(device), train_set.labels.to(device))
-    eval_data = (evaluation.images.to(device), evaluation.labels.to(device)) if evaluation is not None else None
+    task = make_task(config.task, config.noise)
+    train_data = (train_set.images.to(device), task.targets(train_set).to(device))
+    eval_data = None if evaluation is None else (evaluation.images.to(device), task.targets(evaluation).to(device))
     reporter = Reporter(config.epochs, state.steps_per_epoch, config.batch_size,
-                        stream=None if quiet else sys.stdout)
+                        stream=None if quiet else sys.stdout, metric=task.metric)
     if not quiet:
+        what = f"{len(meta['class_names'])} classes" if task.name in ("classify", "segment") else f"task {task}"
         print(f"training {meta['source']['name']} on {config.data}: {len(train_data[1]):,} images, "
-              f"{len(meta['class_names'])} classes, {state.runtime.describe()} -> {run}")
+              f"{what}, {state.runtime.describe()} -> {run}")
         skipped = meta.get("skipped_files", [])
         if skipped:
             print(f"skipped {len(skipped)} unreadable image file(s) (--skip-bad-images): {'; '.join(skipped[:3])}"
                   f"{' ...' if len(skipped) > 3 else ''}")
     transform = BatchTransform.from_dict(meta["transform"])
     fit(state, train_data, eval_data, transform, eval_split=meta["eval_split"] or "test",
-        callbacks=[Checkpointer(run), reporter])
+        callbacks=[Checkpointer(run), reporter], task=task)
     return TrainResult(run, state.history, state.runtime.describe(), state.stop_reason, state.model)
 
 
