@@ -67,8 +67,8 @@ def _recorded_file(folder: Path, recorded: str) -> Path | None:
     return None
 
 
-def _sample(folder: Path, config: dict[str, Any], meta: dict[str, Any], index: int) -> tuple[torch.Tensor, int, str]:
-    """Image ``index`` of the run's held-out split: ``(C, H, W)`` uint8, its label, and which split it came from."""
+def _held_out(config: dict[str, Any], meta: dict[str, Any]) -> tuple[Any, str]:
+    """The run's held-out split (val, else test, else train) as the run loaded it, and its name."""
     from cnnkit import data
 
     val_split = float(config.get("val_split", 0.0))
@@ -78,12 +78,10 @@ def _sample(folder: Path, config: dict[str, Any], meta: dict[str, Any], index: i
     held_out, split = (splits.val, "val") if splits.val is not None else (splits.test, "test")
     if held_out is None:
         held_out, split = splits.train, "train"
-    if not 0 <= index < len(held_out):
-        raise ValueError(f"--sample must be an index from 0 to {len(held_out) - 1} of the {split} split. Received: {index}")
     if list(held_out.images.shape[1:]) != list(meta["input_shape"]):
         raise ValueError(f"the {config['data']} images are now {list(held_out.images.shape[1:])}, the run was "
                          f"trained on {meta['input_shape']}")
-    return held_out.images[index], int(held_out.labels[index]), split
+    return held_out, split
 
 
 def _model_sections(folder: Path, config: dict[str, Any], report: Report, sample: int) -> list[Section]:
@@ -109,12 +107,16 @@ def _model_sections(folder: Path, config: dict[str, Any], report: Report, sample
         filters.note(f"no filters drawn: {error}")
         report.notes.append(f"filters: {error}")
     try:
-        image, label, split = _sample(folder, config, meta, sample)
-    except _DRAW_ERRORS as error:
+        held_out, split = _held_out(config, meta)
+    except _DRAW_ERRORS as error:  # e.g. the dataset is not on this machine any more
         for section in (maps, cam):
             section.note(f"no held-out image: {error}")
         report.notes.append(f"sample image: {error}")
         return sections
+    if not 0 <= sample < len(held_out):
+        raise ValueError(f"--sample must be an index from 0 to {len(held_out) - 1} of the {split} split. "
+                         f"Received: {sample}")
+    image, label = held_out.images[sample], int(held_out.labels[sample])  # (C, H, W) uint8, class index
     x = BatchTransform.from_dict(meta["transform"])(image.unsqueeze(0), train=False)  # (1, C, H, W) normalised
     picture = (image.float() / 255).permute(1, 2, 0).squeeze(-1).numpy()  # (H, W) or (H, W, C) in [0, 1]
     names = list(meta.get("class_names") or [])
@@ -140,7 +142,11 @@ def _model_sections(folder: Path, config: dict[str, Any], report: Report, sample
     try:
         result = gradcam(model, x)
         path = draw_attribution(result, picture, folder / "gradcam.png", names, title=f"{split} image #{sample}")
-        cam.image(path, f"where the network looked for its prediction, at layer {result.layer}")
+        cam.image(path, f"where the network found evidence for its prediction, at layer {result.layer}")
+        cam.paragraph("Grad-CAM weighs each map by its gradient averaged over the map. That fits networks that pool "
+                      "their maps globally before the classifier (ResNet, EfficientNet); when the maps are flattened "
+                      "into dense layers (LeNet-5), each position has its own weights and the average can miss them: "
+                      "read the heat map with care there.")
         report.figures["gradcam"] = path
     except _DRAW_ERRORS as error:
         cam.note(f"no Grad-CAM drawn: {error}")

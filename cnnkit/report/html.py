@@ -25,7 +25,7 @@ h2 { font-size: 18px; margin: 6px 0 12px 0; }
 table { border-collapse: collapse; font-size: 14px; margin: 6px 0; }
 th, td { border-bottom: 1px solid #e3e6eb; padding: 4px 12px 4px 0; text-align: left; vertical-align: top; }
 td.number { text-align: right; font-variant-numeric: tabular-nums; }
-pre { background: #f7f8fa; padding: 10px; overflow-x: auto; font-size: 12px; line-height: 1.35; }
+pre { background: #f7f8fa; padding: 10px; overflow-x: auto; white-space: pre-wrap; font-size: 12px; line-height: 1.35; }
 figure { margin: 10px 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid #e3e6eb; }
 figcaption { font-size: 13px; color: #555; margin-top: 4px; }

@@ -125,6 +125,8 @@ def test_evaluate_refreshes_the_report(run: tuple[Path, dict[str, object]], tmp_
     assert (folder / "report.html").is_file()
     assert main(["report", str(folder / "nothing")]) == 2
     assert "not a run directory" in capsys.readouterr().err
+    assert main(["report", str(folder), "--sample", "5000"]) == 2
+    assert "--sample must be an index from 0 to 358 of the test split. Received: 5000" in capsys.readouterr().err
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
