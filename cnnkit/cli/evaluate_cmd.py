@@ -24,6 +24,8 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> None:
     parser.add_argument("--data", help="evaluate on another dataset with the same classes (default: the run's)")
     parser.add_argument("--data-dir", help="where that dataset's files are")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
+                        help="refresh the run's report.html with these results (default: yes)")
     parser.add_argument("--json", action="store_true", help="print metrics.json to standard output")
 
 
@@ -88,10 +90,20 @@ def run(args: argparse.Namespace) -> int:
     from cnnkit.evaluation import evaluate
 
     result = evaluate(args.run, data=args.data, data_dir=args.data_dir, device=args.device)
+    report = None
+    if args.report:
+        from cnnkit.report import write_report
+
+        report = write_report(args.run)
     if args.json:
-        print(json.dumps(result.as_dict(), indent=2))
+        # metrics.json, plus where the report went (metrics.json itself does not list it: the report reads it)
+        print(json.dumps({**result.as_dict(), **({"report": str(report.path)} if report else {})}, indent=2))
         return 0
     print_evaluation(result)
     for path in result.files.values():
         print(f"  {path}")
+    if report is not None:
+        from cnnkit.cli.report_cmd import print_report
+
+        print_report(report)
     return 0

@@ -62,6 +62,8 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> None:
                         "(with --epochs: up to that many epochs in total)")
     parser.add_argument("--evaluate", action=argparse.BooleanOptionalAction, default=True,
                         help="evaluate on the held-out split when training ends (default: yes)")
+    parser.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
+                        help="write the run's report.html when training ends (default: yes)")
     parser.add_argument("--json", action="store_true", default=False, help="print the result as JSON")
 
 
@@ -91,6 +93,12 @@ def run(args: argparse.Namespace) -> int:
             from cnnkit.cli.evaluate_cmd import print_evaluation
 
             print_evaluation(evaluation)
+    report = None
+    if args.report:
+        from cnnkit.report import write_report
+
+        report = write_report(result.run_dir)
+        output["report"] = report.as_dict()
     if args.json:
         print(json.dumps(output, indent=2))
     else:
@@ -99,4 +107,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {result.run_dir / name}")
         for path in output.get("evaluation", {}).get("files", {}).values():
             print(f"  {path}")
+        if report is not None:
+            from cnnkit.cli.report_cmd import print_report
+
+            print_report(report)
     return 0
