@@ -170,7 +170,8 @@ def fit(state: TrainState, train: tuple[torch.Tensor, torch.Tensor],
                 "train_accuracy": state.correct / max(state.seen, 1),
                 "lr": state.optimizer.param_groups[0]["lr"],
             }
-            if evaluation is not None:
+            # a large held-out split can cost more than the epoch: eval_every thins it out, the last epoch always has it
+            if evaluation is not None and ((state.epoch + 1) % config.eval_every == 0 or state.epoch + 1 == config.epochs):
                 eval_loss, eval_accuracy, _ = evaluate_batches(model, *evaluation, transform, runtime)
                 record[f"{eval_split}_loss"], record[f"{eval_split}_accuracy"] = eval_loss, eval_accuracy
             record["time"] = time.perf_counter() - started
