@@ -48,7 +48,8 @@ def evaluate(run: str | Path, *, data: str | None = None, data_dir: str | None =
     splits = datasets.load(data or config["data"], data_dir=data_dir or config.get("data_dir"),
                            image_size=config.get("image_size"), grayscale=config.get("grayscale"),
                            val_split=val_split, seed=int(config.get("seed", 0)),
-                           skip_bad_images=bool(config.get("skip_bad_images", False)))
+                           skip_bad_images=bool(config.get("skip_bad_images", False)),
+                           classes=None if data else config.get("classes"))
     evaluation, split = (splits.val, "val") if val_split > 0 else (splits.test, "test")
     if evaluation is None:
         raise ValueError(f"{data or config['data']} has no test split; train with --val-split to evaluate on held-out data")

@@ -62,6 +62,9 @@ class TrainConfig:
     image_size: int | None = None  # folder datasets: resize to this square size
     grayscale: bool | None = None  # folder datasets: force grey (True) or RGB (False)
     skip_bad_images: bool = False  # folder datasets: skip undecodable files instead of stopping
+    classes: list[str] = field(default_factory=list)  # keep only these classes (names, indices, ranges like 5-9), relabelled 0..
+    train_per_class: int | None = None  # keep this many training images per class (a seeded, stratified draw)
+    eval_every: int = 1  # evaluate on the held-out split every this many epochs, and after the last
     seed: int = 0  # shuffling, augmentation, dropout and initial weights
     precision: Precision = "auto"  # auto: bf16 where the hardware has it, else fp32 (fp16 + scaler on old GPUs)
     device: Device = "auto"  # auto: cuda if available, else cpu
@@ -93,7 +96,8 @@ class TrainConfig:
         hints = typing.get_type_hints(type(self))
         for f in dataclasses.fields(self):
             _check_type(f.name, getattr(self, f.name), hints[f.name])
-        positive: dict[str, int] = {"epochs": self.epochs, "batch_size": self.batch_size, "step_epochs": self.step_epochs}
+        positive: dict[str, int] = {"epochs": self.epochs, "batch_size": self.batch_size, "step_epochs": self.step_epochs,
+                                    "eval_every": self.eval_every}
         for name, value in positive.items():
             if value < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1. Received: {value}")
@@ -113,6 +117,8 @@ class TrainConfig:
         for name in self.augment:
             if name not in AUGMENTATIONS:
                 raise ValueError(f"--augment: unknown augmentation {name!r}; choose from {', '.join(AUGMENTATIONS)}")
+        if self.train_per_class is not None and self.train_per_class < 1:
+            raise ValueError(f"--train-per-class must be at least 1. Received: {self.train_per_class}")
         if self.nesterov and self.optimizer != "sgd":
             raise ValueError(f"--nesterov applies to --optimizer sgd only. Received: --optimizer {self.optimizer}")
         self._validate_task()

@@ -155,7 +155,8 @@ def fit(state: TrainState, train: tuple[torch.Tensor, torch.Tensor],
                 f"train_{task.metric}": state.correct / max(state.seen, 1),
                 "lr": state.optimizer.param_groups[0]["lr"],
             }
-            if evaluation is not None:
+            # a large held-out split can cost more than the epoch: eval_every thins it out, the last epoch always has it
+            if evaluation is not None and ((state.epoch + 1) % config.eval_every == 0 or state.epoch + 1 == config.epochs):
                 scores = task.evaluate(model, *evaluation, transform, runtime, seed=config.seed)
                 record.update({f"{eval_split}_{name}": value for name, value in scores.items()})
             record["time"] = time.perf_counter() - started

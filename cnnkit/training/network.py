@@ -1,4 +1,10 @@
-"""The network a run trains: a zoo model or a layer table, described so the run can rebuild it later."""
+"""The network a run trains, described so the run can rebuild it later.
+
+Kinds of ``source`` in ``model.json``: ``zoo`` (a registered model and its
+arguments), ``table`` (a layer table's text), and ``transfer`` (written by
+``cnnkit transfer``: a ``base`` source, the base's input shape, the new
+``head`` and the ``adapter`` in front; see :mod:`cnnkit.models.transfer_net`).
+"""
 
 from __future__ import annotations
 
@@ -125,6 +131,11 @@ def build(source: dict[str, Any], input_shape: Shape) -> nn.Module:
         if "input_size" in kwargs:
             kwargs["input_size"] = tuple(kwargs["input_size"])
         return models.create(source["name"], **kwargs)
+    if source.get("kind") == "transfer":
+        # a base network with a new head behind an input adapter (cnnkit transfer): the base is itself a source
+        from cnnkit.models.transfer_net import rebuild
+
+        return rebuild(source, build(source["base"], tuple(source["base_input_shape"])))
     raise ValueError(f"unknown network source {source.get('kind')!r} in model.json")
 
 

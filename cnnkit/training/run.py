@@ -72,7 +72,8 @@ def _load_data(config: TrainConfig) -> tuple[Any, Any, str]:
 
     splits = data.load(config.data, data_dir=config.data_dir, image_size=config.image_size,
                        grayscale=config.grayscale, val_split=config.val_split, seed=config.seed,
-                       skip_bad_images=config.skip_bad_images)
+                       skip_bad_images=config.skip_bad_images, classes=config.classes,
+                       train_per_class=config.train_per_class)
     if config.val_split > 0:
         return splits, splits.val, "val"
     return splits, splits.test, "test" if splits.test is not None else ""
@@ -152,8 +153,11 @@ def _remove_partial_run(run: Path, created: bool) -> None:
 def resume(run: str | Path, epochs: int | None = None, *, quiet: bool = False) -> TrainResult:
     """Continue a run from its checkpoint, up to ``epochs`` in total (default: its configured epochs)."""
     run = Path(run)
-    values = rundir.read_json(run / "config.json")
     meta = rundir.read_json(run / "model.json")
+    if meta.get("source", {}).get("kind") == "transfer":
+        raise ValueError(f"{run} was trained by `cnnkit transfer`, whose phases (frozen layers, head first) "
+                         f"`--resume` cannot continue; run `cnnkit transfer` again with more --epochs")
+    values = rundir.read_json(run / "config.json")
     checkpoint = rundir.load_checkpoint(run)
     if epochs is not None:
         values["epochs"] = epochs
