@@ -31,7 +31,7 @@ class CompareRow:
     strategy: str  # "scratch", "extract", "freeze:K" or "finetune"
     accuracy: float | None  # on the eval split
     trainable_params: int
-    seconds: float  # training, including feature extraction and the final evaluation
+    seconds: float  # training (with feature extraction) and the final evaluation; not loading data or weights
     run_dir: str
 
     def as_dict(self) -> dict[str, Any]:
@@ -66,7 +66,7 @@ class CompareResult:
 
 
 def default_freeze_blocks(count: int) -> int:
-    """Blocks ``compare`` freezes by default: the first two thirds, the generic edge and texture detectors."""
+    """Blocks ``compare`` freezes by default: the first two thirds, whose features are the more generic."""
     return max(1, round(2 * count / 3))
 
 
@@ -123,13 +123,13 @@ def compare(config: TransferConfig, *, out: str | Path | None = None, strategies
                 print(f"\n== scratch: {model} ({why}), {scratch_epochs} epochs", flush=True)
             scratch = TrainConfig(model=model, data=config.data, data_dir=config.data_dir, classes=list(config.classes),
                                   train_per_class=config.train_per_class, val_split=config.val_split,
-                                  image_size=config.image_size, grayscale=config.grayscale, epochs=scratch_epochs,
+                                  image_size=config.image_size, grayscale=config.grayscale,
+                                  skip_bad_images=config.skip_bad_images, epochs=scratch_epochs,
                                   eval_every=scratch_epochs, batch_size=config.batch_size, augment=list(config.augment),
                                   seed=config.seed, precision=config.precision, device=config.device,
                                   channels_last=config.channels_last, out=str(run))
-            clock = time.perf_counter()
             trained = train(scratch, quiet=quiet)
-            seconds = time.perf_counter() - clock
+            seconds = trained.final.get("time", 0.0)  # training and the final evaluation, as for the strategies
             split = "val" if config.val_split > 0 else "test"
             params = sum(p.numel() for p in trained.model.parameters() if p.requires_grad)
             rows.append(CompareRow(SCRATCH, trained.final.get(f"{split}_accuracy"), params, seconds, str(run)))

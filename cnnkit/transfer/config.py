@@ -72,11 +72,11 @@ class TransferConfig:
     classifier: Classifier = "linear"  # extract: a trained dense head, or scikit-learn's logistic, svm or knn
     knn_k: int = 5  # --classifier knn: neighbours that vote
     input_size: int | None = None  # side of the square the base sees; None: the base's own, at most 4x the data's side
-    epochs: int = 8  # epochs of training (finetune: after the head epochs)
+    epochs: int = 10  # epochs of the unfrozen layers and the head together (freeze and finetune, after the head phase)
     head_epochs: int | None = None  # the new head alone, on features computed once (extract; first, in freeze and finetune); None: ~1,000 steps
     batch_size: int = 32  # images per mini-batch
     lr: float = 1e-3  # peak learning rate of the new head (AdamW, one-cycle)
-    backbone_lr: float = 0.1  # rate of the pretrained layers that train, as a fraction of --lr (discriminative rates)
+    backbone_lr: float = 1.0  # rate of the pretrained layers that train, as a fraction of --lr (e.g. 0.1: ten times smaller)
     weight_decay: float = 1e-4  # decoupled weight decay (AdamW)
     label_smoothing: float = 0.1  # cross-entropy target smoothing in [0, 1)
     batchnorm: BatchNormPolicy = "frozen"  # BatchNorm statistics of trainable pretrained layers: frozen, or train (updated)
