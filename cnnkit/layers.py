@@ -6,6 +6,8 @@ spec format, the summary and the zoo use them by name.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -121,3 +123,63 @@ class Conv2dSame(nn.Conv2d):
         if top or bottom or left or right:
             x = F.pad(x, (left, right, top, bottom))
         return super().forward(x)
+
+
+_Module = TypeVar("_Module", bound=nn.Module)
+
+
+class _FrozenStatistics(nn.modules.batchnorm._BatchNorm):
+    """Batch normalisation that always uses its running statistics and never changes them.
+
+    ``y = (x - running_mean) / sqrt(running_var + eps) * weight + bias`` in
+    training and in evaluation alike: the module cannot be put in training mode
+    (``train()`` leaves it in eval), and its forward never passes
+    ``training=True`` to the kernel, so no call path can move the statistics.
+    ``weight`` and ``bias`` stay ordinary parameters, trainable or not.
+
+    Freezing a network's first layers without this is the classic transfer
+    mistake: ``requires_grad=False`` stops the gradient, but a plain BatchNorm
+    in a model put in ``train()`` mode keeps replacing its statistics with
+    those of the new data's batches.
+    """
+
+    def train(self: _Module, mode: bool = True) -> _Module:
+        return nn.Module.train(self, False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input_dim(x)
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+
+
+class FrozenBatchNorm1d(_FrozenStatistics, nn.BatchNorm1d):
+    """:class:`nn.BatchNorm1d` with frozen statistics: ``(N, C)`` or ``(N, C, L)`` -> same shape."""
+
+
+class FrozenBatchNorm2d(_FrozenStatistics, nn.BatchNorm2d):
+    """:class:`nn.BatchNorm2d` with frozen statistics: ``(N, C, H, W)`` -> same shape."""
+
+
+FROZEN_BATCHNORMS = (FrozenBatchNorm1d, FrozenBatchNorm2d)
+
+
+def freeze_statistics(bn: nn.BatchNorm1d | nn.BatchNorm2d) -> FrozenBatchNorm1d | FrozenBatchNorm2d:
+    """A frozen-statistics twin of ``bn`` that shares its parameter and buffer tensors (nothing is copied).
+
+    Put it in ``bn``'s place; the state-dict keys stay the same, so weights load
+    into either. A BatchNorm without running statistics (``track_running_stats=False``)
+    has nothing to freeze: ``ValueError``.
+    """
+    if isinstance(bn, FROZEN_BATCHNORMS):
+        return bn
+    if not bn.track_running_stats or bn.running_mean is None:
+        raise ValueError(f"{type(bn).__name__}({bn.num_features}) normalises by each batch's own statistics "
+                         f"(track_running_stats=False): there are no running statistics to freeze")
+    kind = FrozenBatchNorm2d if isinstance(bn, nn.BatchNorm2d) else FrozenBatchNorm1d
+    with torch.device("meta"):  # placeholders only: the tensors of `bn` replace them below
+        frozen = kind(bn.num_features, bn.eps, bn.momentum, bn.affine, True)
+    if bn.affine:
+        frozen.weight, frozen.bias = bn.weight, bn.bias
+    frozen.running_mean, frozen.running_var = bn.running_mean, bn.running_var
+    frozen.num_batches_tracked = bn.num_batches_tracked
+    frozen.eval()
+    return frozen

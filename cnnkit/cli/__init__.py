@@ -30,6 +30,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("cnnkit.cli.predict_cmd", "classify image files with a trained run or a pretrained zoo model"),
     "explain": ("cnnkit.cli.explain_cmd", "work a convolution or pooling step by step; check the slides' examples"),
     "filter": ("cnnkit.cli.filter_cmd", "apply a classic kernel (Sobel, Laplacian, blur ...) to an image"),
+    "visualize": ("cnnkit.cli.visualize_cmd", "what a CNN sees: filters, feature maps, Grad-CAM, saliency, curves"),
+    "report": ("cnnkit.cli.report_cmd", "write a run's report.html: config, summary, curves, metrics, figures"),
+    "transfer": ("cnnkit.cli.transfer_cmd", "reuse a pretrained network (extract, freeze:K, finetune); compare with scratch"),
 }
 
 USER_ERRORS = (ValueError, TypeError, OSError)

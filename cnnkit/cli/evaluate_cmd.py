@@ -1,4 +1,4 @@
-"""``cnnkit evaluate RUN``: metrics, confusion matrix and mistakes of a trained run."""
+"""``cnnkit evaluate RUN``: the metrics and figures of a trained run, for its task."""
 
 from __future__ import annotations
 
@@ -7,27 +7,40 @@ import json
 import sys
 from typing import Any
 
+from cnnkit.evaluation.dense import ReconstructionResult, SegmentationResult
 from cnnkit.evaluation.metrics import EvaluationResult
+from cnnkit.evaluation.run import Result
 
 
 def add_parser(subparsers: Any, name: str, help_text: str) -> None:
     parser = subparsers.add_parser(
         name, help=help_text,
-        description="Evaluate a trained run: loss, accuracy, top-5, per-class precision/recall/F1, the confusion "
-                    "matrix (metrics.json, confusion_matrix.png) and the most confident mistakes (mistakes.png).")
+        description="Evaluate a trained run on its held-out split. Classification: loss, accuracy, top-5, per-class "
+                    "precision/recall/F1, the confusion matrix (metrics.json, confusion_matrix.png) and the most "
+                    "confident mistakes (mistakes.png). Segmentation: mean IoU, Dice, pixel accuracy, per-class IoU, "
+                    "mask overlays (segmentation.png, segmentation_mistakes.png). Reconstruction and denoising: MSE, "
+                    "PSNR and SSIM (of the noisy input too), image grids (reconstructions.png, denoising.png).")
     parser.add_argument("run", metavar="RUN", help="a run directory written by `cnnkit train`")
     parser.add_argument("--data", help="evaluate on another dataset with the same classes (default: the run's)")
     parser.add_argument("--data-dir", help="where that dataset's files are")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
+                        help="refresh the run's report.html with these results (default: yes)")
     parser.add_argument("--json", action="store_true", help="print metrics.json to standard output")
 
 
-def print_evaluation(result: EvaluationResult) -> None:
+def print_evaluation(result: Result) -> None:
     """A rich table of per-class metrics and the headline numbers (plain text when not a terminal)."""
     from rich.console import Console
     from rich.table import Table
 
     console = Console(width=None if sys.stdout.isatty() else 100)
+    if isinstance(result, SegmentationResult):
+        _print_segmentation(result, console)
+        return
+    if not isinstance(result, EvaluationResult):
+        _print_reconstruction(result, console)
+        return
     top5 = f", top-5 {result.top5_accuracy:.2%}" if result.top5_accuracy is not None else ""
     console.print(f"{result.split} split: {result.count:,} images, accuracy {result.accuracy:.2%}{top5}, "
                   f"loss {result.loss:.4f}")
@@ -41,14 +54,56 @@ def print_evaluation(result: EvaluationResult) -> None:
     console.print(table)
 
 
+def _print_segmentation(result: SegmentationResult, console: Any) -> None:
+    from rich.table import Table
+
+    console.print(f"{result.split} split: {result.count:,} images, mean IoU {result.mean_iou:.4f}, Dice "
+                  f"{result.dice:.4f}, pixel accuracy {result.pixel_accuracy:.2%}, loss {result.loss:.4f}")
+    table = Table()
+    for column in ("class", "IoU", "Dice", "true pixels", "predicted pixels"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for row in result.as_dict()["per_class"]:
+        iou, dice = ("-" if row[key] is None else f"{row[key]:.3f}" for key in ("iou", "dice"))
+        table.add_row(f"{row['class']} {row['name']}", iou, dice, f"{row['pixels']:,}", f"{row['predicted_pixels']:,}")
+    console.print(table)
+
+
+def _print_reconstruction(result: ReconstructionResult, console: Any) -> None:
+    from rich.table import Table
+
+    what = f"denoising {result.noise}" if result.noise else "reconstruction"
+    console.print(f"{result.split} split: {result.count:,} images, {what}; pixels on [0, 1]")
+    table = Table()
+    table.add_column("metric")
+    table.add_column("output vs clean", justify="right")
+    if result.noise:
+        table.add_column("noisy input vs clean", justify="right")
+    for name, value, noisy, form in (("MSE", result.mse, result.mse_noisy, "{:.5f}"),
+                                     ("PSNR (dB)", result.psnr, result.psnr_noisy, "{:.2f}"),
+                                     ("SSIM", result.ssim, result.ssim_noisy, "{:.4f}")):
+        cells = [form.format(value)] + ([form.format(noisy)] if result.noise and noisy is not None else [])
+        table.add_row(name, *cells)
+    console.print(table)
+
+
 def run(args: argparse.Namespace) -> int:
     from cnnkit.evaluation import evaluate
 
     result = evaluate(args.run, data=args.data, data_dir=args.data_dir, device=args.device)
+    report = None
+    if args.report:
+        from cnnkit.report import write_report
+
+        report = write_report(args.run)
     if args.json:
-        print(json.dumps(result.as_dict(), indent=2))
+        # metrics.json, plus where the report went (metrics.json itself does not list it: the report reads it)
+        print(json.dumps({**result.as_dict(), **({"report": str(report.path)} if report else {})}, indent=2))
         return 0
     print_evaluation(result)
     for path in result.files.values():
         print(f"  {path}")
+    if report is not None:
+        from cnnkit.cli.report_cmd import print_report
+
+        print_report(report)
     return 0

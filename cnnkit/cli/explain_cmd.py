@@ -8,6 +8,7 @@
     cnnkit explain softmax --input "1 2 3"
     cnnkit explain params conv --filters 10 --kernel 3 --in-channels 3
     cnnkit explain backprop conv --input "1 2 3; 4 5 6; 7 8 9" --kernel "1 0; 0 -1"
+    cnnkit explain deconv --input "1 2; 3 4" --kernel "1 0; 2 1" --stride 2 --padding 1 --output-padding 1
     cnnkit explain example vertical-edge-6x6
     cnnkit explain examples
 
@@ -99,6 +100,20 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> argparse.ArgumentP
     backprop.add_argument("--grad", default=None, metavar="G", help="dL/dY, the output's shape (default all ones: L = sum of Y)")
     backprop.add_argument("--json", action="store_true", help="print JSON instead of text")
 
+    deconv = what.add_parser("deconv", help="transposed convolution: each input cell scattered through the kernel",
+                             description="Transposed convolution (\"deconvolution\") of a matrix with a kernel: every "
+                             "input cell adds value x kernel into the output, stride cells apart; overlaps add up; then "
+                             "padding is cut from every side. Also worked as the equivalent ordinary convolution, and "
+                             "checked against the reference conv_transpose2d.")
+    deconv.add_argument("--input", required=True, metavar="M", help=MATRIX_HELP)
+    deconv.add_argument("--kernel", required=True, metavar="K", help=MATRIX_HELP)
+    deconv.add_argument("--stride", type=int, default=1, metavar="S", help="distance between the scattered copies (default 1)")
+    deconv.add_argument("--padding", type=int, default=0, metavar="P", help="rows and columns cut from every side (default 0)")
+    deconv.add_argument("--output-padding", type=int, default=0, metavar="Q",
+                        help="rows and columns given back at the bottom and the right, less than the stride (default 0)")
+    deconv.add_argument("--bias", type=float, default=0.0, metavar="B", help="added to every output cell (default 0)")
+    deconv.add_argument("--json", action="store_true", help="print JSON instead of text")
+
     example = what.add_parser("example", help="recompute one slide example and check it",
                               description="Recompute one of the lecture slides' worked examples; where the slide "
                               "printed another number, say where and why.")
@@ -160,6 +175,8 @@ def _calculate(args: argparse.Namespace) -> Any:
         return explain.explain_params(args.layer, in_channels=args.in_channels, filters=args.filters, kernel=args.kernel,
                                       units=args.units, in_features=args.in_features, multiplier=args.multiplier,
                                       bias=not args.no_bias)
+    if args.what == "deconv":
+        return explain.explain_deconv(args.input, args.kernel, args.stride, args.padding, args.output_padding, args.bias)
     return explain.explain_conv_backprop(args.input, args.kernel, args.grad)
 
 

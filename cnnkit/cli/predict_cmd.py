@@ -1,4 +1,5 @@
-"""``cnnkit predict RUN IMAGE...`` or ``cnnkit predict --model NAME --pretrained IMAGE...``: classes of image files."""
+"""``cnnkit predict RUN IMAGE...`` or ``cnnkit predict --model NAME --pretrained IMAGE...``: classes of image files,
+or, for a segment, reconstruct or denoise run, the masks and images its network makes of them."""
 
 from __future__ import annotations
 
@@ -13,11 +14,14 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> None:
         name, help=help_text,
         description="Classify image files with a trained run (its classes and preprocessing) or with a pretrained "
                     "zoo model: each image is converted to grey or RGB, resized and normalised as the network "
-                    "expects, and the top classes are printed with their probabilities. An unreadable image is "
-                    "reported and the others are still classified (exit status 2).",
+                    "expects, and the top classes are printed with their probabilities. A segmentation run writes "
+                    "NAME.mask.png (class ids) and NAME.overlay.png, a denoising run NAME.denoised.png, a "
+                    "reconstruction run NAME.reconstructed.png. An unreadable image is reported and the others "
+                    "are still done (exit status 2).",
         epilog="examples:\n  cnnkit predict runs/lenet5-fashion-mnist-20261121-120000 shirt.png\n"
                "  cnnkit predict --model efficientnet_lite0 --pretrained cat.png\n"
-               "  cnnkit predict --pretrained *.jpg --top 3 --json",
+               "  cnnkit predict --pretrained *.jpg --top 3 --json\n"
+               "  cnnkit predict runs/unet-shapes-seg-20261121-120000 scene.png --out masks/",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("images", nargs="+", metavar="[RUN] IMAGE",
@@ -26,6 +30,8 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> None:
     parser.add_argument("--pretrained", action="store_true",
                         help="use the model's pretrained weights (required: a freshly initialised model predicts noise)")
     parser.add_argument("--top", type=int, default=5, metavar="K", help="how many classes to show per image (default 5)")
+    parser.add_argument("--out", metavar="DIR", help="segment, reconstruct and denoise runs: where to write the "
+                        "output images (default: beside each image)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -45,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
                 f"model (cnnkit predict --model NAME --pretrained IMAGE...). Received: {args.images[0]} "
                 f"{'is not a run directory' if not (run_dir / 'model.json').is_file() else 'and no image'}"
             )
+        if json.loads((run_dir / "model.json").read_text()).get("task", "classify") != "classify":
+            return _run_images(args, run_dir)
         from cnnkit.evaluation.predict import predict_run
 
         results = predict_run(run_dir, args.images[1:], top=args.top)
@@ -66,6 +74,26 @@ def run(args: argparse.Namespace) -> int:
         if len(failed) < len(results):
             # a pipe has no width: let the table be as wide as it needs instead of cutting names at 80 columns
             Console(width=None if sys.stdout.isatty() else 200).print(table)
+    for result in failed:
+        print(f"cnnkit: error: {result.error}", file=sys.stderr)
+    return 2 if failed else 0
+
+
+def _run_images(args: argparse.Namespace, run_dir: Any) -> int:
+    """A segment, reconstruct or denoise run: write its output images and say where they went."""
+    from cnnkit.evaluation.predict import predict_images
+
+    results = predict_images(run_dir, args.images[1:], out=args.out)
+    failed = [r for r in results if r.error is not None]
+    if args.json:
+        print(json.dumps({"predictions": [r.as_dict() for r in results]}, indent=2))
+    else:
+        for result in results:
+            if result.error is not None:
+                continue
+            written = ", ".join(f"{path} ({kind})" for kind, path in result.outputs.items())
+            classes = ", ".join(f"{name} {share:.1%}" for _, name, share in result.classes)
+            print(f"{result.file} -> {written}" + (f": {classes}" if classes else ""))
     for result in failed:
         print(f"cnnkit: error: {result.error}", file=sys.stderr)
     return 2 if failed else 0

@@ -41,9 +41,12 @@ def _flag_kwargs(name: str, hint: Any) -> dict[str, Any]:
 def add_parser(subparsers: Any, name: str, help_text: str) -> None:
     parser = subparsers.add_parser(
         name, help=help_text, argument_default=argparse.SUPPRESS,
-        description="Train a network (a zoo name or a layer-table file) on a dataset, write everything into a run "
-                    "directory, then evaluate it on the held-out split.",
+        description="Train a network (a zoo name or a layer-table file) on a dataset to classify images, segment "
+                    "them (a class per pixel), reconstruct or denoise them; write everything into a run directory, "
+                    "then evaluate it on the held-out split.",
         epilog="examples:\n  cnnkit train --model lenet5 --data fashion-mnist --epochs 3\n"
+               "  cnnkit train --task segment                  # U-Net on shapes-seg\n"
+               "  cnnkit train --task denoise --noise gaussian:0.3 --data fashion-mnist\n"
                "  cnnkit train --model my_net.txt --data folder:photos --image-size 64 --val-split 0.2\n"
                "  cnnkit train --recipe fast --data fashion-mnist          # 93% in under two minutes on 2 CPU cores\n"
                "  cnnkit train --resume runs/lenet5-fashion-mnist-20261121-120000 --epochs 5\n"
@@ -61,6 +64,8 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> None:
                         "(with --epochs: up to that many epochs in total)")
     parser.add_argument("--evaluate", action=argparse.BooleanOptionalAction, default=True,
                         help="evaluate on the held-out split when training ends (default: yes)")
+    parser.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
+                        help="write the run's report.html when training ends (default: yes)")
     parser.add_argument("--json", action="store_true", default=False, help="print the result as JSON")
 
 
@@ -83,8 +88,7 @@ def run(args: argparse.Namespace) -> int:
     if result.stop_reason:
         print(f"stopped ({result.stop_reason}); continue with: cnnkit train --resume {result.run_dir}")
         return 130 if result.stop_reason == "interrupted" else 1
-    if args.evaluate and result.history and any(k.endswith("_accuracy") and not k.startswith("train")
-                                                for k in result.final):
+    if args.evaluate and result.history and any(k.startswith(("test_", "val_")) for k in result.final):
         from cnnkit.evaluation import evaluate
 
         evaluation = evaluate(result.run_dir)
@@ -93,12 +97,22 @@ def run(args: argparse.Namespace) -> int:
             from cnnkit.cli.evaluate_cmd import print_evaluation
 
             print_evaluation(evaluation)
+    report = None
+    if args.report:
+        from cnnkit.report import write_report
+
+        report = write_report(result.run_dir)
+        output["report"] = report.as_dict()
     if args.json:
         print(json.dumps(output, indent=2))
     else:
         print(f"run directory: {result.run_dir}")
-        for name in ("metrics.jsonl", "model.safetensors", "summary.txt", "metrics.json", "confusion_matrix.png",
-                     "mistakes.png"):
-            if (result.run_dir / name).exists():
-                print(f"  {result.run_dir / name}")
+        for name in ("metrics.jsonl", "model.safetensors", "summary.txt"):
+            print(f"  {result.run_dir / name}")
+        for path in output.get("evaluation", {}).get("files", {}).values():
+            print(f"  {path}")
+        if report is not None:
+            from cnnkit.cli.report_cmd import print_report
+
+            print_report(report)
     return 0

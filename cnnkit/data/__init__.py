@@ -12,8 +12,10 @@
 
 from cnnkit.data.batches import Batches, batches
 from cnnkit.data.catalog import DATASETS, load
-from cnnkit.data.dataset import DataSplits, ImageDataset, stratified_split
+from cnnkit.data.dataset import DataSplits, ImageDataset, dominant_classes, stratified_split
 from cnnkit.data.idx import read_idx, read_idx_images, read_idx_labels
+from cnnkit.data.noise import Noise
+from cnnkit.data.pairs import save_pairs
 from cnnkit.data.shapes import SHAPE_NAMES, draw_segmentation, draw_shapes
 from cnnkit.data.transforms import (
     BatchTransform,
@@ -33,8 +35,10 @@ __all__ = [
     "Batches",
     "DataSplits",
     "ImageDataset",
+    "Noise",
     "batches",
     "channel_stats",
+    "dominant_classes",
     "draw_segmentation",
     "draw_shapes",
     "gaussian_noise",
@@ -46,6 +50,7 @@ __all__ = [
     "read_idx",
     "read_idx_images",
     "read_idx_labels",
+    "save_pairs",
     "stratified_split",
     "to_float",
 ]

@@ -7,20 +7,23 @@ Known names::
     digits          scikit-learn 8x8 digits, 1,797, 20% stratified test split
     shapes          synthetic shapes with boxes and masks, (3, 32, 32), 6 classes
     shapes-seg      synthetic scenes of 1-3 shapes with a class per pixel
-    folder:PATH     one sub-folder per class (PNG, JPEG, BMP, WebP)
+    folder:PATH     one sub-folder per class (PNG, JPEG, BMP, WebP), or images/ + masks/ for segmentation
 """
 
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
 from cnnkit.data.convert import conform, image_size_pair
-from cnnkit.data.dataset import VAL_STREAM, DataSplits, check_fraction, split_off
+from cnnkit.data.dataset import VAL_STREAM, DataSplits, ImageDataset, check_fraction, split_off
 from cnnkit.data.digits import load_digits
 from cnnkit.data.folder import load_folder
 from cnnkit.data.mnist import load_idx_dataset
+from cnnkit.data.pairs import is_pair_folder, load_pairs
+from cnnkit.data.select import parse_classes, per_class_subset, select_classes
 from cnnkit.data.shapes import load_shapes
 
 DATASETS: dict[str, str] = {
@@ -29,7 +32,8 @@ DATASETS: dict[str, str] = {
     "digits": "scikit-learn's handwritten digits: 1,797 images, 1x8x8, 10 classes, 20% test split",
     "shapes": "synthetic shapes with boxes and masks: 10,000 images, 3x32x32, 6 classes, 20% test split",
     "shapes-seg": "synthetic scenes of 1-3 shapes with a class per pixel: 4,000 images, 3x32x32, 7 classes",
-    "folder:PATH": "your images, one sub-folder per class (or train/ and test/ or val/ holding those)",
+    "folder:PATH": "your images, one sub-folder per class, or images/ + masks/ (class id per pixel) for segmentation "
+                   "(either also inside train/ and test/ or val/)",
 }
 _FOLDER = "folder:"
 
@@ -60,7 +64,8 @@ def _resolve(name: str, data_dir: str | Path | None, size: tuple[int, int] | Non
         path = name[len(_FOLDER):]
         if not path:
             raise ValueError(f"`folder:` needs a path, e.g. folder:./my_images. Received: name={name!r}")
-        return load_folder(path, size, grayscale, skip_bad_images)
+        loader = load_pairs if is_pair_folder(Path(path)) else load_folder
+        return loader(path, size, grayscale, skip_bad_images)
     if name in ("fashion-mnist", "mnist"):
         splits = load_idx_dataset(name, data_dir, download)
     elif name == "digits":
@@ -88,6 +93,8 @@ def load(
     skip_bad_images: bool = False,
     download: bool = False,
     num_samples: int | None = None,
+    classes: Sequence[str | int] | None = None,
+    train_per_class: int | None = None,
 ) -> DataSplits:
     """Load the dataset ``name`` (see :data:`DATASETS`) as in-memory ``(N, C, H, W) uint8`` splits.
 
@@ -104,6 +111,11 @@ def load(
         download: fashion-mnist / mnist: fetch the official files when no
             local copy exists (checksum-verified, into the cache directory).
         num_samples: shapes / shapes-seg: how many images to draw.
+        classes: keep only these classes (names, indices or ranges such as
+            ``"5-9"``), relabelled 0.. in the order given, in every split.
+        train_per_class: keep this many training images of each class, a
+            stratified draw by ``seed`` (after ``val_split`` is carved off,
+            so validation and test images never change with it).
 
     >>> splits = load("digits", val_split=0.1)
     >>> splits.train.images.shape[1:], splits.eval_split
@@ -116,8 +128,27 @@ def load(
     size = None if image_size is None else image_size_pair(image_size)
     splits = _resolve(name.strip(), data_dir, size, grayscale, seed, skip_bad_images, download, num_samples)
     splits = replace(splits, seed=seed)
-    if fraction == 0.0:
-        return splits
+    if classes:
+        splits = _select(splits, parse_classes(classes, splits.class_names))
+    if fraction > 0.0:
+        splits = _split_val(splits, name, fraction, seed, val_split)
+    if train_per_class is not None:
+        splits = replace(splits, train=per_class_subset(splits.train, train_per_class, seed))
+    return splits
+
+
+def _select(splits: DataSplits, indices: list[int]) -> DataSplits:
+    if splits.train.task == "segmentation":
+        raise ValueError(f"{splits.train.name}: --classes cuts classification datasets; a segmentation dataset "
+                         f"labels every pixel. Received: classes={indices}")
+
+    def cut(ds: ImageDataset | None) -> ImageDataset | None:
+        return None if ds is None else select_classes(ds, indices)
+
+    return replace(splits, train=select_classes(splits.train, indices), test=cut(splits.test), val=cut(splits.val))
+
+
+def _split_val(splits: DataSplits, name: str, fraction: float, seed: int, val_split: float) -> DataSplits:
     if splits.val is not None:
         raise ValueError(
             f"{name}: the dataset has its own validation split ({splits.val.source}); leave val_split at 0 or remove "

@@ -224,6 +224,18 @@ class DataSplits:
         }
 
 
+def dominant_classes(segmentation: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Each image's label for a segmentation set: the non-background class covering the most pixels (0 if none).
+
+    ``(N, H, W)`` integer class maps -> ``(N,) int64``; one ``bincount`` for the whole set.
+    """
+    n = segmentation.shape[0]
+    offsets = torch.arange(n, device=segmentation.device)[:, None, None] * num_classes  # bin = image * K + class
+    areas = torch.bincount((segmentation.long() + offsets).flatten(), minlength=n * num_classes).view(n, num_classes)
+    areas[:, 0] = 0  # the background is the label only of an image with nothing else
+    return torch.where(areas[:, 1:].sum(1) > 0, areas.argmax(1), 0)
+
+
 def check_fraction(value: float, argument: str) -> float:
     """``value`` as a float in ``[0, 1)``; a ValueError naming ``argument`` otherwise."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) < 1.0:

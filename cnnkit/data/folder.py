@@ -33,16 +33,18 @@ EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 DEFAULT_SIZE = (64, 64)
 _GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 _SPLIT_NAMES = ("train", "val", "test")
+_ORIENTATION = 0x0112  # the EXIF tag of the camera's rotation
 
 
-class _BadImage(Exception):
+class BadImage(Exception):
     """A file that cannot be used, with the reason; raised as ValueError or recorded, per skip_bad_images."""
 
 
-def _decode(path: Path, size: tuple[int, int]) -> tuple[np.ndarray, bool]:
-    """``(H, W, 3) uint8`` pixels of the image at ``path`` and whether it was grey; _BadImage if it cannot be read."""
+def decode(path: Path, size: tuple[int, int]) -> tuple[np.ndarray, bool, tuple[int, int]]:
+    """``(H, W, 3) uint8`` pixels of the image at ``path`` resized to ``size``, whether it was grey, and its own
+    (width, height) upright; :class:`BadImage` if it cannot be read."""
     if path.suffix.lower() not in EXTENSIONS:
-        raise _BadImage(f"not an image file (extensions read: {', '.join(EXTENSIONS)}); move it out of the class folder")
+        raise BadImage(f"not an image file (extensions read: {', '.join(EXTENSIONS)}); move it out of the class folder")
     h, w = size
     try:
         with Image.open(path) as image:
@@ -53,23 +55,33 @@ def _decode(path: Path, size: tuple[int, int]) -> tuple[np.ndarray, bool]:
                 raise Image.DecompressionBombError(
                     f"Image size ({image.width * image.height} pixels) exceeds limit of {limit} pixels")
             grey = image.mode in _GREY_MODES
+            # the full size, upright (EXIF orientations 5-8 turn the picture by 90 degrees), before any draft
+            upright = image.size[::-1] if image.getexif().get(_ORIENTATION, 1) in (5, 6, 7, 8) else image.size
             image.draft("RGB", (w, h))  # JPEG: decode at a reduced scale when the image is much larger
             # photos store their rotation in EXIF; apply it so that upright means upright
             rgb = ImageOps.exif_transpose(image).convert("RGB")
     except Image.DecompressionBombError as error:
-        raise _BadImage(
+        raise BadImage(
             f"refused as a possible decompression bomb ({error}); raise PIL.Image.MAX_IMAGE_PIXELS "
             f"(now {Image.MAX_IMAGE_PIXELS}) if the image is genuine"
         ) from error
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise _BadImage(f"cannot be decoded as an image ({type(error).__name__}: {error})") from error
-    # crop the centre to the target aspect ratio, so resizing does not squash the content
-    src_w, src_h = rgb.size
+        raise BadImage(f"cannot be decoded as an image ({type(error).__name__}: {error})") from error
+    resized = rgb.resize((w, h), Image.Resampling.BILINEAR, box=centre_box(rgb.size, size))
+    return np.asarray(resized, dtype=np.uint8), grey, (upright[0], upright[1])
+
+
+def centre_box(source: tuple[int, int], size: tuple[int, int]) -> tuple[float, float, float, float]:
+    """The centre of an image of ``source`` = (width, height) cropped to the aspect ratio of ``size`` = (H, W).
+
+    Resizing that box, not the whole image, keeps the content from being squashed; it is Pillow's
+    ``box`` argument ``(left, top, right, bottom)``.
+    """
+    (src_w, src_h), (h, w) = source, size
     scale = min(src_w / w, src_h / h)
     crop_w, crop_h = w * scale, h * scale
     left, top = (src_w - crop_w) / 2, (src_h - crop_h) / 2
-    resized = rgb.resize((w, h), Image.Resampling.BILINEAR, box=(left, top, left + crop_w, top + crop_h))
-    return np.asarray(resized, dtype=np.uint8), grey
+    return (left, top, left + crop_w, top + crop_h)
 
 
 def _class_dirs(root: Path) -> list[Path]:
@@ -124,17 +136,17 @@ def _read_tree(root: Path, class_names: tuple[str, ...] | None, size: tuple[int,
             raise ValueError(f"class folder {str(directory)!r} is empty; put images in it or remove it. Received: 0 files")
         jobs += [(path, names.index(directory.name)) for path in files]
 
-    def decode(job: tuple[Path, int]) -> tuple[np.ndarray, bool] | str:
+    def read(job: tuple[Path, int]) -> tuple[np.ndarray, bool, tuple[int, int]] | str:
         try:
-            return _decode(job[0], size)
-        except _BadImage as error:
+            return decode(job[0], size)
+        except BadImage as error:
             return str(error)
 
-    # Pillow releases the GIL while decoding and resizing, so threads decode in parallel. _decode refuses
+    # Pillow releases the GIL while decoding and resizing, so threads decode in parallel. decode refuses
     # oversized images itself; Pillow's warning for them is silenced once here, outside the threads.
     with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        results = list(pool.map(decode, jobs))
+        results = list(pool.map(read, jobs))
     tree = _Tree([], [], [], [], True, names)
     for (path, label), result in zip(jobs, results, strict=True):
         if isinstance(result, str):

@@ -22,7 +22,7 @@ import math
 import numpy as np
 import torch
 
-from cnnkit.data.dataset import TEST_STREAM, DataSplits, ImageDataset, split_off
+from cnnkit.data.dataset import TEST_STREAM, DataSplits, ImageDataset, dominant_classes, split_off
 
 SHAPE_NAMES = ("circle", "ellipse", "square", "triangle", "cross", "star")
 DEFAULT_COUNT = 10_000  # images drawn for "shapes" (80% train, 20% test)
@@ -195,13 +195,9 @@ def draw_segmentation(num_samples: int, size: tuple[int, int] = DEFAULT_SIZE, se
             seg_part[mask] = np.broadcast_to(kinds[part, slot, None, None] + 1, mask.shape)[mask]
         images[part] = _paint(paint, background[part], foreground[part], noise_std[part], rng)
     seg = torch.from_numpy(segmentation)
-    k = len(SHAPE_NAMES) + 1
-    offsets = torch.arange(num_samples)[:, None, None] * k  # one bincount for all images: bin = image * k + class
-    areas = torch.bincount((seg.long() + offsets).flatten(), minlength=num_samples * k).view(num_samples, k)
-    areas[:, 0] = -1  # the background never is the label
     return ImageDataset(
         images=torch.from_numpy(images),
-        labels=areas.argmax(1),
+        labels=dominant_classes(seg, len(SHAPE_NAMES) + 1),  # every image has a shape, so never the background
         class_names=("background", *SHAPE_NAMES),
         name="shapes-seg",
         source=f"synthetic shapes (seed={seed})",

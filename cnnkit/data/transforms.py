@@ -209,7 +209,16 @@ class BatchTransform:
         """Transform ``images`` and move ``masks`` (``(N, H, W)``, segmentation targets) the same way.
 
         Crops and flips move the masks with their images; erasing and noise leave them alone.
+        The same as :meth:`geometric`, :func:`to_float`, then :meth:`to_input`.
         """
+        images, masks = self.geometric(images, masks, generator, train)
+        return self.to_input(to_float(images), generator, train), masks
+
+    def geometric(self, images: torch.Tensor, masks: torch.Tensor | None, generator: torch.Generator | None = None,
+                  train: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The random crop and flip alone: ``(N, C, H, W) uint8`` -> same, ``masks`` (``(N, H, W)`` or
+        ``(N, C, H, W)``) moved alike. A task that derives its target from the image (reconstruction) calls this
+        first, so that input and target stay aligned."""
         _check_batch(images)
         if images.dtype != torch.uint8:
             raise TypeError(f"BatchTransform expects uint8 batches (convert after augmenting). Received: dtype={images.dtype}")
@@ -227,14 +236,17 @@ class BatchTransform:
             flags = _rand((n,), generator, device) < self.hflip
             images = flip_where(images, flags)
             masks = None if masks is None else flip_where(masks, flags)
-        x = to_float(images)
+        return images, masks
+
+    def to_input(self, x: torch.Tensor, generator: torch.Generator | None = None, train: bool = True) -> torch.Tensor:
+        """Float pixels in [0, 1] -> the network's input: normalised, then (training) erased and noised."""
         if self.mean is not None and self.std is not None:
             x = normalize(x, self.mean, self.std)
         if train and self.erase > 0:
             x = random_erasing(x, self.erase, self.erase_scale, self.erase_ratio, 0.0, generator)
         if train and self.noise_std > 0:
             x = gaussian_noise(x, self.noise_std, generator)
-        return x, masks
+        return x
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields (tuples become lists)."""

@@ -9,7 +9,8 @@
 
 Convolution of one matrix (:func:`explain_conv`) or of a multi-channel volume with
 several filters (:func:`explain_conv_volume`), pooling, activations, softmax, a dense
-layer, parameter counts and backprop through a convolution; each is data (``to_dict()``
+layer, parameter counts, backprop through a convolution and a transposed convolution
+(:func:`explain_deconv`); each is data (``to_dict()``
 for JSON) and :func:`render_any` lays it out as text. The numbers come from
 :mod:`cnnkit.arith` (sizes, parameters and their formulas) and :mod:`cnnkit.reference`
 (the operations themselves); this package lays them out.
@@ -18,6 +19,7 @@ for JSON) and :func:`render_any` lays it out as text. The numbers come from
 from __future__ import annotations
 
 from cnnkit.explain.backprop import explain_conv_backprop
+from cnnkit.explain.deconv import explain_deconv
 from cnnkit.explain.examples import example_names, explain_example, explain_examples, load_examples
 from cnnkit.explain.layers import ACTIVATIONS, explain_activation, explain_dense, explain_softmax
 from cnnkit.explain.matrices import parse_filters, parse_matrix, parse_volume
@@ -42,6 +44,7 @@ __all__ = [
     "explain_conv",
     "explain_conv_backprop",
     "explain_conv_volume",
+    "explain_deconv",
     "explain_dense",
     "explain_example",
     "explain_examples",

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from cnnkit import arith
+from cnnkit import layers as L
 from cnnkit.summarize.facts import GLOBAL, POINTWISE, LayerFacts, Shape, layer_facts
 
 
@@ -211,8 +212,7 @@ def _assemble(model: nn.Module, shape: Shape, calls: list[Call], dtype: torch.dt
             named = list(module.named_parameters())
             biases = sum(p.numel() for n, p in named if n.rsplit(".", 1)[-1] == "bias")
             weights = sum(p.numel() for _, p in named) - biases
-            flags = {p.requires_grad for _, p in named}
-            trainable = "" if not flags else "yes" if flags == {True} else "no" if flags == {False} else "partly"
+            trainable = trainable_state(module)
         rows.append(LayerRow(name, type(module).__name__, 0 if name == type(model).__name__ else name.count(".") + 1,
                              in_shape, out_shape, weights, biases, trainable, facts))
     _receptive_fields(rows, calls)
@@ -232,6 +232,23 @@ def _assemble(model: nn.Module, shape: Shape, calls: list[Call], dtype: torch.dt
     )
     summary.notes += _model_notes(model, summary)
     return summary
+
+
+def trainable_state(module: nn.Module) -> str:
+    """``yes``, ``no``, ``partly`` or ``""`` (no parameters); a BatchNorm adds what happens to its statistics.
+
+    ``"no, stats frozen"`` is a frozen BatchNorm done right (:class:`cnnkit.layers.FrozenBatchNorm2d`);
+    ``"no, stats update"`` is the classic mistake: parameters frozen, but the
+    running mean and variance still follow every training batch.
+    """
+    flags = {p.requires_grad for p in module.parameters()}
+    trainable = "" if not flags else "yes" if flags == {True} else "no" if flags == {False} else "partly"
+    if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats:
+        if isinstance(module, L.FROZEN_BATCHNORMS):
+            return f"{trainable or 'no'}, stats frozen"
+        if trainable != "yes":
+            return f"{trainable or 'no'}, stats update"
+    return trainable
 
 
 def _numel(shape: Shape | None) -> int:
@@ -276,6 +293,11 @@ def _model_notes(model: nn.Module, summary: ModelSummary) -> list[str]:
             f"{summary.total_params - in_rows:,} parameters belong to no row: modules the forward pass did not call, "
             f"or parameters held directly by a container."
         )
+    updating = [row.name for row in summary.rows if row.trainable.endswith("stats update")]
+    if updating:
+        notes.append(f"{len(updating)} BatchNorm layer(s) ({', '.join(updating[:3])}{' ...' if len(updating) > 3 else ''}) "
+                     f"have frozen parameters but will still update their running statistics in training mode; "
+                     f"freeze them with cnnkit.layers.freeze_statistics (cnnkit transfer does).")
     if summary.buffer_values:
         notes.append(f"{summary.buffer_values:,} buffer values (e.g. BatchNorm running mean and variance) are state, "
                      f"not learnt parameters; Keras lists them as non-trainable parameters.")

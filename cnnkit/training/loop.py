@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from cnnkit.data import BatchTransform, batches
@@ -34,6 +33,8 @@ from cnnkit.training.config import TrainConfig
 from cnnkit.training.distributed import SINGLE, Distributed, local_batch_size, sum_across
 from cnnkit.training.hardware import Runtime
 from cnnkit.training.optim import make_optimizer, make_scheduler
+from cnnkit.training.tasks import Task, make_task
+from cnnkit.training.tasks import layout as _layout
 
 
 class TrainingDiverged(ValueError):
@@ -53,7 +54,7 @@ class TrainState:
     epoch: int = 0  # completed epochs
     batch: int = 0  # completed batches of the current epoch
     loss_sum: float = 0.0  # over the current epoch's completed batches
-    correct: int = 0
+    correct: float = 0  # the task's training metric summed over the epoch's images (classify: right answers)
     seen: int = 0
     elapsed: float = 0.0  # training seconds before this process started
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -91,40 +92,23 @@ def new_state(model: nn.Module, config: TrainConfig, runtime: Runtime, train_siz
     return TrainState(model, optimizer, make_scheduler(optimizer, config, steps), config, runtime, steps, place=place)
 
 
-def _layout(x: torch.Tensor, runtime: Runtime) -> torch.Tensor:
-    return x.contiguous(memory_format=torch.channels_last) if runtime.channels_last else x
+def _evaluate(state: TrainState, evaluation: tuple[torch.Tensor, torch.Tensor], transform: BatchTransform,
+              task: Task) -> dict[str, float]:
+    """The task's held-out scores of ``state.model``.
 
-
-def evaluate_batches(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, transform: BatchTransform,
-                     runtime: Runtime, batch_size: int = 512, tta: bool = False) -> tuple[float, float, torch.Tensor]:
-    """Mean cross-entropy, accuracy and the ``(N, classes)`` float32 logits of ``model`` on uint8 ``images``.
-
-    ``tta`` (test-time augmentation) averages the logits of each image and its mirror image.
+    Under torchrun, a task whose scores are means over images (``task.per_image``)
+    lets each process take every world_size-th image and the weighted sums meet;
+    other scores (mean IoU) are computed by every process on the whole split.
     """
-    was_training = model.training
-    model.eval()
-    outputs = []
-    with torch.no_grad(), runtime.autocast():
-        for x, _ in batches((images, labels), batch_size):
-            x = _layout(transform(x, train=False), runtime)
-            logits = model(x).float()
-            outputs.append(0.5 * (logits + model(x.flip(-1)).float()) if tta else logits)
-    model.train(was_training)
-    logits = torch.cat(outputs)
-    loss = F.cross_entropy(logits, labels).item()
-    accuracy = (logits.argmax(1) == labels).float().mean().item()
-    return loss, accuracy, logits
-
-
-def _evaluate(state: TrainState, evaluation: tuple[torch.Tensor, torch.Tensor],
-              transform: BatchTransform) -> tuple[float, float]:
-    """Loss and accuracy on ``evaluation``; under torchrun each process takes every world_size-th image and the sums meet."""
-    place = state.place
-    images, labels = evaluation[0][place.rank :: place.world_size], evaluation[1][place.rank :: place.world_size]
-    loss, accuracy, _ = evaluate_batches(state.model, images, labels, transform, state.runtime, tta=state.config.tta)
-    count = len(labels)
-    loss_sum, correct, total = sum_across([loss * count, accuracy * count, count], place, state.runtime.device)
-    return loss_sum / total, correct / total
+    place, config = state.place, state.config
+    if place.world_size == 1 or not task.per_image:
+        return task.evaluate(state.model, *evaluation, transform, state.runtime, seed=config.seed)
+    images, targets = evaluation[0][place.rank :: place.world_size], evaluation[1][place.rank :: place.world_size]
+    scores = task.evaluate(state.model, images, targets, transform, state.runtime, seed=config.seed)
+    count = len(images)
+    names = sorted(scores)
+    sums = sum_across([scores[name] * count for name in names] + [count], place, state.runtime.device)
+    return {name: value / sums[-1] for name, value in zip(names, sums[:-1], strict=True)}
 
 
 def _call(callbacks: Iterable[Any], event: str, *args: Any) -> None:
@@ -140,11 +124,12 @@ def _call(callbacks: Iterable[Any], event: str, *args: Any) -> None:
 
 def fit(state: TrainState, train: tuple[torch.Tensor, torch.Tensor],
         evaluation: tuple[torch.Tensor, torch.Tensor] | None, transform: BatchTransform, *,
-        eval_split: str = "test", callbacks: Sequence[Any] = ()) -> TrainState:
+        eval_split: str = "test", callbacks: Sequence[Any] = (), task: Task | None = None) -> TrainState:
     """Train ``state.model`` on ``train`` until ``state.config.epochs`` epochs are complete.
 
-    ``train`` and ``evaluation`` are ``(images, labels)``: ``(N, C, H, W)`` uint8
-    and ``(N,)`` int64 on the training device. ``transform`` normalises every
+    ``train`` and ``evaluation`` are ``(images, targets)``: ``(N, C, H, W)`` uint8
+    and the ``task``'s targets (default: the config's task; classify: ``(N,)``
+    int64 labels) on the training device. ``transform`` normalises every
     batch and, in training, augments it (seeded by epoch and batch). Returns
     the state; ``state.stop_reason`` is ``"interrupted"`` after Ctrl-C (the
     callbacks' ``on_interrupt`` has saved what it needs). A non-finite loss calls
@@ -153,6 +138,7 @@ def fit(state: TrainState, train: tuple[torch.Tensor, torch.Tensor],
     config, runtime, model, place = state.config, state.runtime, state.model, state.place
     engine = state.engine or model
     batch_size = local_batch_size(config.batch_size, place)
+    task = task or make_task(config.task, config.noise, tta=config.tta)
     scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.precision == "fp16")
     model.train()
     started = time.perf_counter() - state.elapsed
@@ -166,15 +152,17 @@ def fit(state: TrainState, train: tuple[torch.Tensor, torch.Tensor],
             for index, (images, y) in enumerate(shard):
                 if index < state.batch:
                     continue  # resumed mid-epoch: this batch was trained before the interruption
-                # 2. the batch: uint8 -> normalised and augmented float, every draw seeded by (seed, epoch, batch)
+                # 2. the batch: uint8 -> the task's input and target (normalised, augmented, corrupted),
+                #    every draw seeded by (seed, epoch, batch, process)
                 batch_seed = seed_for(config.seed, state.epoch, state.batch, place.rank)
                 _seed_dropout(batch_seed, runtime.device)
-                generator = torch.Generator(device=images.device).manual_seed(batch_seed) if transform.augments else None
-                x = _layout(transform(images, generator), runtime)
+                generator = torch.Generator(device=images.device).manual_seed(batch_seed) if task.draws(transform) else None
+                x, y = task.prepare(images, y, transform, generator)
+                x = _layout(x, runtime)
                 # 3. forward and loss, in the run's precision
                 with runtime.autocast():
-                    logits = engine(x)
-                    loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
+                    output = engine(x)
+                    loss = task.loss(output, y, config.label_smoothing)
                 # 4. stop before a non-finite loss can reach the weights
                 loss_value = loss.item()
                 if not math.isfinite(loss_value):
@@ -198,7 +186,7 @@ def fit(state: TrainState, train: tuple[torch.Tensor, torch.Tensor],
                 # 6. running metrics of the epoch
                 count = y.shape[0]
                 state.loss_sum += loss_value * count
-                state.correct += int((logits.argmax(1) == y).sum())
+                state.correct += task.score(output.detach(), y)
                 state.seen += count
                 epoch_images += count
                 state.batch += 1
@@ -209,12 +197,14 @@ def fit(state: TrainState, train: tuple[torch.Tensor, torch.Tensor],
             record: dict[str, Any] = {
                 "epoch": state.epoch + 1,
                 "train_loss": loss_sum / max(seen, 1),
-                "train_accuracy": correct / max(seen, 1),
+                f"train_{task.metric}": correct / max(seen, 1),
                 "lr": state.optimizer.param_groups[0]["lr"],
             }
             train_seconds = time.perf_counter() - epoch_clock
-            if evaluation is not None:
-                record[f"{eval_split}_loss"], record[f"{eval_split}_accuracy"] = _evaluate(state, evaluation, transform)
+            # a large held-out split can cost more than the epoch: eval_every thins it out, the last epoch always has it
+            if evaluation is not None and ((state.epoch + 1) % config.eval_every == 0 or state.epoch + 1 == config.epochs):
+                scores = _evaluate(state, evaluation, transform, task)
+                record.update({f"{eval_split}_{name}": value for name, value in scores.items()})
             record["time"] = time.perf_counter() - started  # since the run began: training and evaluation
             record["eval_time"] = time.perf_counter() - epoch_clock - train_seconds  # this epoch's evaluation
             record["images_per_second"] = images_seen / max(train_seconds, 1e-9)  # training only

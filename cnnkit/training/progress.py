@@ -7,14 +7,28 @@ from typing import Any, TextIO
 
 from cnnkit.training.loop import TrainState
 
+# how each task's metrics read in a progress line: name -> (label, format of the value)
+METRIC_FORMATS: dict[str, tuple[str, str]] = {
+    "accuracy": ("acc", "{:.2%}"), "pixel_accuracy": ("pixel acc", "{:.2%}"), "mean_iou": ("mIoU", "{:.4f}"),
+    "psnr": ("PSNR", "{:.2f} dB"),
+}
+
+
+def _metrics(record: dict[str, Any], split: str) -> str:
+    """``loss 0.4567 acc 83.40%``: a split's loss and whichever metrics the record has for it."""
+    parts = [f"loss {record[f'{split}_loss']:.4f}"]
+    for name, (label, form) in METRIC_FORMATS.items():
+        if f"{split}_{name}" in record:
+            parts.append(f"{label} {form.format(record[f'{split}_{name}'])}")
+    return " ".join(parts)
+
 
 def format_record(record: dict[str, Any], epochs: int) -> str:
     """``epoch 1/3  train loss 0.6123 acc 77.12%  test loss 0.4567 acc 83.40%  lr 0.001  12.3 s``."""
-    parts = [f"epoch {record['epoch']}/{epochs}",
-             f"train loss {record['train_loss']:.4f} acc {100 * record['train_accuracy']:.2f}%"]
+    parts = [f"epoch {record['epoch']}/{epochs}", f"train {_metrics(record, 'train')}"]
     for split in ("val", "test"):
         if f"{split}_loss" in record:
-            parts.append(f"{split} loss {record[f'{split}_loss']:.4f} acc {100 * record[f'{split}_accuracy']:.2f}%")
+            parts.append(f"{split} {_metrics(record, split)}")
     parts += [f"lr {record['lr']:.3g}", f"{record['time']:.1f} s"]
     if "images_per_second" in record:
         parts.append(f"{record['images_per_second']:,.0f} img/s")
@@ -24,8 +38,10 @@ def format_record(record: dict[str, Any], epochs: int) -> str:
 class Reporter:
     """A callback for :func:`cnnkit.training.loop.fit` that shows progress on ``stream`` (None: silent)."""
 
-    def __init__(self, epochs: int, steps_per_epoch: int, batch_size: int, stream: TextIO | None) -> None:
+    def __init__(self, epochs: int, steps_per_epoch: int, batch_size: int, stream: TextIO | None,
+                 metric: str = "accuracy") -> None:
         self.epochs, self.steps, self.batch_size, self.stream = epochs, steps_per_epoch, batch_size, stream
+        self.metric = metric  # the task's running training metric
         self.progress: Any = None
         self.task: Any = None
         self.epoch_started = 0.0
@@ -47,8 +63,9 @@ class Reporter:
         self.epoch_images += self.batch_size
         if self.progress is not None and (state.batch % 10 == 0 or state.batch == self.steps):
             rate = self.epoch_images / max(time.perf_counter() - self.epoch_started, 1e-9)
-            stats = (f"loss {state.loss_sum / max(state.seen, 1):.4f} "
-                     f"acc {100 * state.correct / max(state.seen, 1):.1f}% {rate:,.0f} img/s")
+            running = {"train_loss": state.loss_sum / max(state.seen, 1),
+                       f"train_{self.metric}": state.correct / max(state.seen, 1)}
+            stats = f"{_metrics(running, 'train')} {rate:,.0f} img/s"
             self.progress.update(self.task, completed=state.batch, stats=stats)
 
     def on_epoch_end(self, state: TrainState, record: dict[str, Any]) -> None:

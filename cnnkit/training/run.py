@@ -18,6 +18,7 @@ from cnnkit.training.distributed import Distributed
 from cnnkit.training.hardware import Runtime, choose
 from cnnkit.training.loop import TrainState, fit, new_state
 from cnnkit.training.progress import Reporter
+from cnnkit.training.tasks import make_task
 
 
 @dataclass
@@ -72,14 +73,15 @@ def _load_data(config: TrainConfig) -> tuple[Any, Any, str]:
 
     splits = data.load(config.data, data_dir=config.data_dir, image_size=config.image_size,
                        grayscale=config.grayscale, val_split=config.val_split, seed=config.seed,
-                       skip_bad_images=config.skip_bad_images)
+                       skip_bad_images=config.skip_bad_images, classes=config.classes,
+                       train_per_class=config.train_per_class)
     if config.val_split > 0:
         return splits, splits.val, "val"
     return splits, splits.test, "test" if splits.test is not None else ""
 
 
-def _transform(config: TrainConfig, mean: tuple[float, ...], std: tuple[float, ...]) -> BatchTransform:
-    """Normalisation by the training set's statistics, plus the augmentations named in ``config.augment``."""
+def _transform(config: TrainConfig, mean: tuple[float, ...] | None, std: tuple[float, ...] | None) -> BatchTransform:
+    """Normalisation by the training set's statistics (None: none), plus the augmentations in ``config.augment``."""
     chosen = set(config.augment)
     return BatchTransform(mean=mean, std=std, crop_padding=2 if "crop" in chosen else 0,
                           hflip=0.5 if "flip" in chosen else 0.0, erase=0.5 if "erase" in chosen else 0.0,
@@ -120,22 +122,25 @@ def _start(config: TrainConfig) -> tuple[Distributed, Runtime]:
 
 
 def _train(config: TrainConfig, runtime: Runtime, place: Distributed, quiet: bool) -> TrainResult:
+    task = make_task(config.task, config.noise, tta=config.tta)
     splits, evaluation, eval_split = _load_data(config)
     train_set = splits.train
+    task.targets(train_set)  # a dataset without what the task learns fails here, before the run directory exists
     shape = tuple(train_set.images.shape[1:])
-    source = network.describe(config.model, shape, len(train_set.class_names))
+    source = network.describe(config.model, shape, len(train_set.class_names), config.task, config.model_options)
     torch.manual_seed(config.seed)
     model = network.build(source, shape).to(runtime.device)
     if runtime.channels_last:
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     mean, std = channel_stats(train_set.images)
-    transform = _transform(config, mean, std)
+    transform = _transform(config, mean, std) if task.normalises else _transform(config, None, None)
     run = Path(config.out) if config.out else Path(distributed.broadcast_text(str(_default_run_dir(config)), place))
     if run.exists() and any(run.iterdir()):
         raise ValueError(f"--out {run}: the directory exists and is not empty; choose another, or continue it with "
                          f"`cnnkit train --resume {run}`")
     distributed.barrier(place)  # every process has checked the folder before rank 0 fills it
-    meta = {"source": source, "input_shape": list(shape), "class_names": list(train_set.class_names),
+    meta = {"task": config.task, "noise": config.noise, "source": source, "input_shape": list(shape),
+            "class_names": list(train_set.class_names),
             "mean": list(mean), "std": list(std), "transform": transform.to_dict(), "data": config.data,
             "eval_split": eval_split, "skipped_files": list(splits.skipped)}
     if not place.is_main:  # the other processes train alongside rank 0 and write nothing
@@ -171,8 +176,11 @@ def _remove_partial_run(run: Path, created: bool) -> None:
 def resume(run: str | Path, epochs: int | None = None, *, quiet: bool = False) -> TrainResult:
     """Continue a run from its checkpoint, up to ``epochs`` in total (default: its configured epochs)."""
     run = Path(run)
-    values = rundir.read_json(run / "config.json")
     meta = rundir.read_json(run / "model.json")
+    if meta.get("source", {}).get("kind") == "transfer":
+        raise ValueError(f"{run} was trained by `cnnkit transfer`, whose phases (frozen layers, head first) "
+                         f"`--resume` cannot continue; run `cnnkit transfer` again with more --epochs")
+    values = rundir.read_json(run / "config.json")
     checkpoint = rundir.load_checkpoint(run)
     if epochs is not None:
         values["epochs"] = epochs
@@ -208,25 +216,28 @@ def _resume(run: Path, config: TrainConfig, checkpoint: dict[str, Any], meta: di
 def _fit(run: Path, state: TrainState, train_set: Any, evaluation: Any, meta: dict[str, Any],
          config: TrainConfig, quiet: bool) -> TrainResult:
     device = state.runtime.device
+    task = make_task(config.task, config.noise, tta=config.tta)
     # the DDP wrapper averages gradients across processes; torch.compile traces the step's network once
     state.engine = distributed.wrap(state.model, state.place, device)
     if config.compile:
         state.engine = torch.compile(state.engine)  # type: ignore[assignment]
     # the whole dataset lives on the training device (GPU memory on CUDA): batches are gathered there
-    train_data = (train_set.images.to(device), train_set.labels.to(device))
-    eval_data = (evaluation.images.to(device), evaluation.labels.to(device)) if evaluation is not None else None
+    train_data = (train_set.images.to(device), task.targets(train_set).to(device))
+    eval_data = None if evaluation is None else (evaluation.images.to(device), task.targets(evaluation).to(device))
     reporter = Reporter(config.epochs, state.steps_per_epoch, config.batch_size,
-                        stream=None if quiet else sys.stdout)
+                        stream=None if quiet else sys.stdout, metric=task.metric)
     if not quiet:
+        what = f"{len(meta['class_names'])} classes" if task.name in ("classify", "segment") else f"task {task}"
         print(f"training {meta['source']['name']} on {config.data}: {len(train_data[1]):,} images, "
-              f"{len(meta['class_names'])} classes, {state.runtime.describe()} -> {run}")
+              f"{what}, {state.runtime.describe()} -> {run}")
         skipped = meta.get("skipped_files", [])
         if skipped:
             print(f"skipped {len(skipped)} unreadable image file(s) (--skip-bad-images): {'; '.join(skipped[:3])}"
                   f"{' ...' if len(skipped) > 3 else ''}")
     transform = BatchTransform.from_dict(meta["transform"])
     callbacks = [Checkpointer(run), reporter] if state.place.is_main else []
-    fit(state, train_data, eval_data, transform, eval_split=meta["eval_split"] or "test", callbacks=callbacks)
+    fit(state, train_data, eval_data, transform, eval_split=meta["eval_split"] or "test", callbacks=callbacks,
+        task=task)
     return TrainResult(run, state.history, state.runtime.describe(), state.stop_reason, state.model)
 
 

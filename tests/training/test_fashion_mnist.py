@@ -23,3 +23,8 @@ def test_lenet5_three_epochs_reaches_89_percent(tmp_path: Path, capsys: pytest.C
     assert evaluation["accuracy"] >= 0.89, evaluation["accuracy"]
     assert sum(map(sum, evaluation["confusion_matrix"])) == 10000
     assert [line["epoch"] for line in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())] == [1, 2, 3]
+    # the README's promise: the run ends with its report and the report's figures
+    assert result["report"]["report"] == str(out / "report.html") and result["report"]["notes"] == []
+    for name in ("report.html", "curves.png", "confusion_matrix.png", "mistakes.png", "filters.png", "feature_maps.png",
+                 "gradcam.png"):
+        assert (out / name).stat().st_size > 5000, name

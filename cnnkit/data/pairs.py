@@ -1,0 +1,204 @@
+"""Segmentation folders: images and their masks, paired by file name.
+
+Two layouts are understood::
+
+    PATH/images/001.jpg  PATH/masks/001.png                 one set: carve held-out data with val_split
+    PATH/train/images/...  PATH/train/masks/...  PATH/test/...  (or PATH/val/...)   given splits
+    PATH/classes.txt (or PATH/train/classes.txt)             optional: line i names class id i
+
+A mask is a one-channel image (grey levels, or a palette PNG's indices) whose
+value at each pixel is that pixel's class id, ``0`` being the background. It
+has its image's file name (the extension may differ: ``001.jpg`` pairs with
+``001.png``) and exactly its image's size; a missing mask, a mask without
+an image and a mask of another size are errors that name the file. Images
+are centre-cropped and resized like any image folder (bilinear); their masks
+get the same crop, resized by nearest neighbour so class ids stay class ids.
+Without ``classes.txt`` the classes are ``background, class 1, ...`` up to
+the largest id found.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from cnnkit.data.convert import to_grayscale
+from cnnkit.data.dataset import DataSplits, ImageDataset, dominant_classes
+from cnnkit.data.folder import DEFAULT_SIZE, EXTENSIONS, BadImage, centre_box, decode
+
+SPLIT_NAMES = ("train", "val", "test")
+CLASSES_FILE = "classes.txt"
+_ONE_CHANNEL = ("1", "L", "P", "I", "I;16", "I;16B", "I;16L")
+Pair = tuple[np.ndarray, bool, np.ndarray]  # pixels (H, W, 3) uint8, whether grey, class ids (H, W) int64
+
+
+def is_pair_folder(root: Path) -> bool:
+    """Whether ``root`` holds ``images/`` and ``masks/``, directly or in ``train/``."""
+    base = root / "train" if (root / "train").is_dir() else root
+    return (base / "images").is_dir() and (base / "masks").is_dir()
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+def _pairs(split_root: Path) -> list[tuple[Path, Path]]:
+    """``(image, mask)`` paths of one split, matched by file name without extension."""
+    images_dir, masks_dir = split_root / "images", split_root / "masks"
+    for folder in (images_dir, masks_dir):
+        if not folder.is_dir():
+            raise ValueError(f"segmentation folder {str(split_root)!r} must hold images/ and masks/. "
+                             f"Received: no {folder.name}/ folder")
+    masks: dict[str, Path] = {}
+    for mask in _files(masks_dir):
+        if mask.stem in masks:
+            raise ValueError(f"mask files {str(masks[mask.stem])!r} and {str(mask)!r} have the same name; keep one")
+        masks[mask.stem] = mask
+    pairs = []
+    for image in _files(images_dir):
+        if image.stem not in masks:
+            raise ValueError(f"image {str(image)!r} has no mask: expected {masks_dir / image.stem!s}.png (the image's "
+                             f"file name, any of {', '.join(EXTENSIONS)}) holding a class id per pixel")
+        pairs.append((image, masks.pop(image.stem)))
+    if masks:
+        orphan = next(iter(masks.values()))
+        raise ValueError(f"mask {str(orphan)!r} has no image of the same name in {str(images_dir)!r}; add the image "
+                         f"or remove the mask ({len(masks)} such mask(s))")
+    if not pairs:
+        raise ValueError(f"segmentation folder {str(images_dir)!r} is empty; put images in it. Received: 0 files")
+    return pairs
+
+
+def _class_ids(path: Path) -> np.ndarray:
+    """The mask at ``path`` as ``(H, W) int64`` class ids; BadImage if it is not a one-channel image."""
+    try:
+        with Image.open(path) as mask:
+            if mask.mode in _ONE_CHANNEL:
+                ids = np.asarray(mask).astype(np.int64)  # palette images give their indices, "1" gives 0/1
+            else:
+                rgb = np.asarray(mask.convert("RGB"))
+                if not ((rgb[..., 0] == rgb[..., 1]) & (rgb[..., 1] == rgb[..., 2])).all():
+                    raise BadImage(f"is a colour ({mask.mode}) image; a mask must be one channel whose values are class "
+                                   f"ids (a grey or palette PNG)")
+                ids = rgb[..., 0].astype(np.int64)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise BadImage(f"cannot be decoded as a mask ({type(error).__name__}: {error})") from error
+    return ids
+
+
+def _nearest(ids: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Class ids resized to ``size`` = (H, W) over the same centre box as the image, nearest neighbour."""
+    left, top, right, bottom = centre_box((ids.shape[1], ids.shape[0]), size)
+    h, w = size
+    rows = np.floor(top + (np.arange(h) + 0.5) * (bottom - top) / h).astype(np.int64).clip(0, ids.shape[0] - 1)
+    cols = np.floor(left + (np.arange(w) + 0.5) * (right - left) / w).astype(np.int64).clip(0, ids.shape[1] - 1)
+    return ids[rows[:, None], cols[None, :]]
+
+
+def _read_pair(image: Path, mask: Path, size: tuple[int, int]) -> Pair:
+    """Pixels ``(H, W, 3)``, whether the image is grey, and class ids ``(H, W)``; BadImage naming the bad file."""
+    try:
+        pixels, grey, source = decode(image, size)
+    except BadImage as error:
+        raise BadImage(f"image file {str(image)!r} {error}") from error
+    try:
+        ids = _class_ids(mask)
+    except BadImage as error:
+        raise BadImage(f"mask file {str(mask)!r} {error}") from error
+    if (ids.shape[1], ids.shape[0]) != source:
+        # not skippable: a mask of another size belongs to another image, or was cropped by hand
+        raise ValueError(f"mask {str(mask)!r} is {ids.shape[1]}x{ids.shape[0]} pixels but its image {str(image)!r} is "
+                         f"{source[0]}x{source[1]} (width x height); a mask must have its image's size")
+    return pixels, grey, _nearest(ids, size)
+
+
+def _read_split(split_root: Path, size: tuple[int, int], skip_bad_images: bool) -> tuple[list[Pair], list[str], list[str]]:
+    """Decoded ``(pixels, grey, ids)`` of one split's readable pairs, their image files, and the skipped reasons."""
+    pairs = _pairs(split_root)
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        futures = [pool.submit(_read_pair, image, mask, size) for image, mask in pairs]
+    decoded: list[Pair] = []
+    files: list[str] = []
+    skipped: list[str] = []
+    for (image, _), future in zip(pairs, futures, strict=True):
+        try:
+            decoded.append(future.result())
+            files.append(str(image))
+        except BadImage as error:
+            if not skip_bad_images:
+                raise ValueError(f"{error}; or pass skip_bad_images=True (--skip-bad-images) to leave such pairs out") from None
+            skipped.append(str(error))
+    if not decoded:
+        raise ValueError(f"segmentation folder {str(split_root)!r} has no readable pair left after skipping bad files")
+    return decoded, files, skipped
+
+
+def _class_names(root: Path, largest: int) -> tuple[str, ...]:
+    path = root / CLASSES_FILE
+    if not path.is_file() and (root / "train" / CLASSES_FILE).is_file():  # save_pairs into train/ and test/
+        path = root / "train" / CLASSES_FILE
+    if not path.is_file():
+        return ("background", *(f"class {i}" for i in range(1, max(largest, 1) + 1)))
+    names = tuple(line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+    if len(names) <= largest:
+        raise ValueError(f"{str(path)!r} names {len(names)} classes (ids 0-{len(names) - 1}) but a mask holds class id "
+                         f"{largest}; add a line per class or fix the masks")
+    return names
+
+
+def load_pairs(path: str | Path, image_size: tuple[int, int] | None = None, grayscale: bool | None = None,
+               skip_bad_images: bool = False) -> DataSplits:
+    """The segmentation folder at ``path`` as splits with ``segmentation`` class maps ``(N, H, W) uint8``.
+
+    ``grayscale`` and ``image_size`` (default 64 x 64) as for image folders;
+    ``labels`` is each image's largest non-background class (0 when it has none).
+    """
+    root = Path(path)
+    size = image_size or DEFAULT_SIZE
+    given = [s for s in SPLIT_NAMES if (root / s / "images").is_dir()]
+    roots = {s: root / s for s in given} if "train" in given else {"train": root}
+    read = {split: _read_split(split_root, size, skip_bad_images) for split, split_root in roots.items()}
+    maps = {split: np.stack([ids for _, _, ids in decoded]) for split, (decoded, _, _) in read.items()}
+    largest = max(int(m.max()) for m in maps.values())
+    if largest > 255:
+        raise ValueError(f"segmentation folder {str(root)!r}: a mask holds class id {largest}; class ids must be 0-255")
+    names = _class_names(root, largest)
+    all_grey = all(grey for decoded, _, _ in read.values() for _, grey, _ in decoded)
+    grey = all_grey if grayscale is None else grayscale
+    datasets = {}
+    for split, (decoded, files, skipped) in read.items():
+        images = torch.from_numpy(np.stack([pixels for pixels, _, _ in decoded])).permute(0, 3, 1, 2)  # (N, 3, H, W)
+        if grey:
+            images = images[:, :1] if all_grey else to_grayscale(images)
+        segmentation = torch.from_numpy(maps[split].astype(np.uint8))
+        datasets[split] = ImageDataset(images.contiguous(), dominant_classes(segmentation, len(names)), names,
+                                       f"folder/{split}", str(roots[split]), segmentation=segmentation,
+                                       files=tuple(files), skipped=tuple(skipped))
+    return DataSplits(train=datasets["train"], test=datasets.get("test"), val=datasets.get("val"),
+                      test_official="test" in datasets,
+                      skipped=tuple(s for _, _, skipped in read.values() for s in skipped))
+
+
+def save_pairs(data: ImageDataset, root: str | Path) -> Path:
+    """Write a segmentation dataset as a folder this module reads: ``root/images/*.png``, ``root/masks/*.png``
+    (class ids) and ``root/classes.txt``; e.g. to look at ``shapes-seg`` or to start a dataset of your own.
+
+    Returns ``root``. Files are named ``00000.png``, ``00001.png``, ... in the dataset's order.
+    """
+    if data.segmentation is None:
+        raise ValueError(f"dataset {data.name!r} has no class maps to write as masks; it is not a segmentation dataset")
+    root = Path(root)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "masks").mkdir(parents=True, exist_ok=True)
+    digits = max(5, len(str(len(data))))
+    for i in range(len(data)):
+        pixels = data.images[i].permute(1, 2, 0).numpy()  # (H, W, C)
+        Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(root / "images" / f"{i:0{digits}d}.png")
+        Image.fromarray(data.segmentation[i].numpy()).save(root / "masks" / f"{i:0{digits}d}.png")
+    (root / CLASSES_FILE).write_text("".join(f"{name}\n" for name in data.class_names), encoding="utf-8")
+    return root

@@ -1,0 +1,235 @@
+"""``write_report(run)``: everything about one run in ``RUN/report.html``, with its figures as PNGs beside it.
+
+The page shows the configuration, the layer summary, the training curves, the
+metrics of ``metrics.json`` (every scalar it holds, whatever the task), the
+confusion matrix and the confident mistakes, the first layer's filters, and the
+feature maps and Grad-CAM of one held-out image. A part that cannot be drawn
+(no evaluation yet, the dataset no longer on this machine, a network that is
+not a classifier) becomes a note in its section saying why; the rest is still
+written.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cnnkit.report.html import Section, render
+from cnnkit.training import network, rundir
+from cnnkit.visualize import draw_attribution, draw_curves, draw_feature_maps, draw_filters, feature_maps, gradcam
+from cnnkit.visualize.curves import read_history
+
+REPORT = "report.html"
+# figures that have their own section; any other PNG listed in metrics.json "files" goes under "More figures"
+_OWN_SECTIONS = {"confusion_matrix": ("confusion", "Confusion matrix"), "mistakes": ("mistakes", "Most confident mistakes")}
+_DRAW_ERRORS = (ValueError, TypeError, OSError)  # what the library raises for inputs it cannot use
+
+
+@dataclass
+class Report:
+    """What :func:`write_report` wrote."""
+
+    path: Path  # RUN/report.html
+    figures: dict[str, Path] = field(default_factory=dict)  # name -> PNG drawn by the report
+    notes: list[str] = field(default_factory=list)  # what could not be shown, and why
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"report": str(self.path), "files": [str(self.path), *map(str, self.figures.values())],
+                "notes": self.notes}
+
+
+def _scalar(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+def _metric_rows(metrics: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Every scalar of metrics.json, and every dict of scalars one level down (``macro_avg precision``)."""
+    rows: list[tuple[str, Any]] = []
+    for key, value in metrics.items():
+        if key == "files":
+            continue
+        if _scalar(value):
+            rows.append((key, value))
+        elif isinstance(value, dict) and value and all(_scalar(v) for v in value.values()):
+            rows += [(f"{key} {sub}", v) for sub, v in value.items()]
+    return rows
+
+
+def _recorded_file(folder: Path, recorded: str) -> Path | None:
+    """A file metrics.json recorded, found in the run directory first (runs may be moved), then where it was."""
+    for candidate in (folder / Path(recorded).name, Path(recorded)):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _held_out(config: dict[str, Any], meta: dict[str, Any]) -> tuple[Any, str]:
+    """The run's held-out split (val, else test, else train) as the run loaded it, and its name."""
+    from cnnkit import data
+
+    val_split = float(config.get("val_split", 0.0))
+    splits = data.load(config["data"], data_dir=config.get("data_dir"), image_size=config.get("image_size"),
+                       grayscale=config.get("grayscale"), val_split=val_split, seed=int(config.get("seed", 0)),
+                       skip_bad_images=bool(config.get("skip_bad_images", False)))
+    held_out, split = (splits.val, "val") if splits.val is not None else (splits.test, "test")
+    if held_out is None:
+        held_out, split = splits.train, "train"
+    if list(held_out.images.shape[1:]) != list(meta["input_shape"]):
+        raise ValueError(f"the {config['data']} images are now {list(held_out.images.shape[1:])}, the run was "
+                         f"trained on {meta['input_shape']}")
+    return held_out, split
+
+
+def _model_sections(folder: Path, config: dict[str, Any], report: Report, sample: int) -> list[Section]:
+    """Filters, feature maps and Grad-CAM: the parts that need the trained network (and for two, a real image)."""
+    from cnnkit.data import BatchTransform
+
+    filters = Section("filters", "First-layer filters")
+    maps = Section("feature-maps", "Feature maps of a held-out image")
+    cam = Section("gradcam", "Grad-CAM of that image")
+    sections = [filters, maps, cam]
+    try:
+        model, meta = network.load_trained(folder)
+    except _DRAW_ERRORS as error:
+        for section in sections:
+            section.note(f"the trained network could not be loaded: {error}")
+        report.notes.append(f"network: {error}")
+        return sections
+    try:
+        drawn = draw_filters(model, folder / "filters.png")
+        filters.image(drawn.path, f"{drawn.layer} ({drawn.kind}), weights {'x'.join(map(str, drawn.shape))}")
+        report.figures["filters"] = drawn.path
+    except _DRAW_ERRORS as error:
+        filters.note(f"no filters drawn: {error}")
+        report.notes.append(f"filters: {error}")
+    try:
+        held_out, split = _held_out(config, meta)
+    except _DRAW_ERRORS as error:  # e.g. the dataset is not on this machine any more
+        for section in (maps, cam):
+            section.note(f"no held-out image: {error}")
+        report.notes.append(f"sample image: {error}")
+        return sections
+    if not 0 <= sample < len(held_out):
+        raise ValueError(f"--sample must be an index from 0 to {len(held_out) - 1} of the {split} split. "
+                         f"Received: {sample}")
+    image, label = held_out.images[sample], int(held_out.labels[sample])  # (C, H, W) uint8, class index
+    x = BatchTransform.from_dict(meta["transform"])(image.unsqueeze(0), train=False)  # (1, C, H, W) normalised
+    picture = (image.float() / 255).permute(1, 2, 0).squeeze(-1).numpy()  # (H, W) or (H, W, C) in [0, 1]
+    names = list(meta.get("class_names") or [])
+    truth = names[label] if label < len(names) else str(label)
+    with torch.no_grad():
+        output = model(x)  # load_trained returns the network in eval mode
+    described = f"{split} image #{sample}, true class {truth!r}"
+    if output.dim() == 2:
+        probs = output.float().softmax(1)[0]
+        top = int(probs.argmax())
+        described += f", predicted {names[top] if top < len(names) else top!r} ({float(probs[top]):.0%})"
+    try:
+        drawn_maps = draw_feature_maps(feature_maps(model, x), picture, folder / "feature_maps.png",
+                                       title=f"Feature maps: {described}")
+        maps.image(drawn_maps.path, f"{described}; layers {', '.join(row['layer'] for row in drawn_maps.layers)}")
+        report.figures["feature_maps"] = drawn_maps.path
+    except _DRAW_ERRORS as error:
+        maps.note(f"no feature maps drawn: {error}")
+        report.notes.append(f"feature maps: {error}")
+    if output.dim() != 2:
+        cam.note(f"Grad-CAM explains class scores; this network outputs {tuple(output.shape[1:])} per image")
+        return sections
+    try:
+        result = gradcam(model, x)
+        path = draw_attribution(result, picture, folder / "gradcam.png", names, title=f"{split} image #{sample}")
+        cam.image(path, f"where the network found evidence for its prediction, at layer {result.layer}")
+        cam.paragraph("Grad-CAM weighs each map by its gradient averaged over the map. That fits networks that pool "
+                      "their maps globally before the classifier (ResNet, EfficientNet); when the maps are flattened "
+                      "into dense layers (LeNet-5), each position has its own weights and the average can miss them: "
+                      "read the heat map with care there.")
+        report.figures["gradcam"] = path
+    except _DRAW_ERRORS as error:
+        cam.note(f"no Grad-CAM drawn: {error}")
+        report.notes.append(f"Grad-CAM: {error}")
+    return sections
+
+
+def _metric_sections(folder: Path, metrics: dict[str, Any] | None) -> list[Section]:
+    """Metrics, confusion matrix, mistakes, and any other figure metrics.json lists."""
+    table = Section("metrics", "Metrics")
+    own = {key: Section(anchor, title) for key, (anchor, title) in _OWN_SECTIONS.items()}
+    if metrics is None:
+        for section in (table, *own.values()):
+            section.note(f"not evaluated yet: run `cnnkit evaluate {folder}`")
+        return [table, *own.values()]
+    table.table(("metric", "value"), _metric_rows(metrics))
+    per_class = metrics.get("per_class")
+    if isinstance(per_class, list) and per_class and all(isinstance(row, dict) for row in per_class):
+        header = list(per_class[0])
+        table.table(header, [[row.get(column) for column in header] for row in per_class])
+    files = {key: value for key, value in (metrics.get("files") or {}).items() if isinstance(value, str)}
+    for key in own:  # an older metrics.json may not list a figure that is there
+        if key not in files and (folder / f"{key}.png").is_file():
+            files[key] = str(folder / f"{key}.png")
+    more = Section("more-figures", "More figures")
+    for key, recorded in files.items():
+        if not recorded.lower().endswith(".png"):
+            continue
+        found = _recorded_file(folder, recorded)
+        target = own.get(key, more)
+        if found is None:
+            target.note(f"{key}: {recorded} is listed in metrics.json but missing")
+        else:
+            target.image(found, key.replace("_", " "))
+    for key, section in own.items():
+        if not section.blocks:
+            section.note("none drawn" if key != "mistakes" else "no mistakes to show (or not drawn for this task)")
+    return [table, *own.values(), *([more] if more.blocks else [])]
+
+
+def write_report(run: str | Path, *, sample: int = 0) -> Report:
+    """Write ``RUN/report.html`` (and its PNGs: curves, filters, feature maps, Grad-CAM); returns what was written.
+
+    ``sample`` picks the held-out image whose feature maps and Grad-CAM are shown.
+    The page is self-contained (images embedded) and written atomically.
+    """
+    folder = Path(run)
+    if not (folder / "model.json").is_file():
+        raise FileNotFoundError(f"{folder}: not a run directory of `cnnkit train` (no model.json)")
+    config = rundir.read_json(folder / "config.json")
+    meta = rundir.read_json(folder / "model.json")
+    report = Report(folder / REPORT)
+    settings = Section("configuration", "Configuration")
+    settings.table(("setting", "value"), [(key, "" if value is None else str(value)) for key, value in config.items()])
+    names = meta.get("class_names") or []
+    settings.table(("data", "value"), [
+        ("input shape (C x H x W)", "x".join(map(str, meta.get("input_shape", [])))),
+        ("classes", f"{len(names)}: {', '.join(map(str, names[:20]))}{' ...' if len(names) > 20 else ''}"),
+        ("normalisation mean / std", f"{meta.get('mean')} / {meta.get('std')}"),
+        ("held-out split", meta.get("eval_split") or "none"),
+    ])
+    summary = Section("network", "Network")
+    summary_file = folder / "summary.txt"
+    if summary_file.is_file():
+        summary.preformatted(summary_file.read_text(encoding="utf-8"))
+    else:
+        summary.note("summary.txt is missing")
+    curves = Section("curves", "Training curves")
+    try:
+        history = read_history(folder)
+        report.figures["curves"] = draw_curves(history, folder / "curves.png", title=f"Training curves: {folder.name}")
+        curves.image(report.figures["curves"], "loss, accuracy and learning rate per epoch (metrics.jsonl)")
+    except _DRAW_ERRORS as error:
+        curves.note(f"no curves: {error}")
+        report.notes.append(f"curves: {error}")
+        history = []
+    metrics = rundir.read_json(folder / "metrics.json") if (folder / "metrics.json").is_file() else None
+    sections = [settings, summary, curves, *_metric_sections(folder, metrics),
+                *_model_sections(folder, config, report, sample)]
+    source = meta.get("source", {})
+    subtitle = [f"{source.get('name', '?')} on {config.get('data', '?')}, {len(history)} epoch(s)"
+                + (f", {metrics.get('split', 'held-out')} accuracy {metrics['accuracy']:.2%}" if metrics and isinstance(
+                    metrics.get("accuracy"), float) else ""),
+                f"written by cnnkit on {time.strftime('%Y-%m-%d %H:%M')}"]
+    rundir.atomic_write(report.path, render(f"cnnkit run {folder.resolve().name}", subtitle, sections).encode())
+    return report
