@@ -43,7 +43,7 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path: Pa
     table.write_text(TABLE)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "cnnkit",
-               "train", *_options(table, tmp_path / "ddp"), "--no-evaluate"]
+               "train", *_options(table, tmp_path / "ddp"), "--no-evaluate", "--no-report"]
     done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert done.stdout.count("run directory:") == 1, done.stdout  # only rank 0 reports

@@ -13,9 +13,9 @@ from cnnkit.data import BatchTransform
 from cnnkit.evaluation import evaluate
 from cnnkit.training import TrainConfig
 from cnnkit.training.hardware import choose
-from cnnkit.training.loop import evaluate_batches
 from cnnkit.training.optim import make_optimizer
 from cnnkit.training.recipes import RECIPES, recipe_options
+from cnnkit.training.tasks import evaluate_batches
 
 
 def test_recipe_options_come_first_and_given_options_override_them() -> None:
