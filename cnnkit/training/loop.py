@@ -143,12 +143,14 @@ def fit(state: TrainState, train: tuple[torch.Tensor, torch.Tensor],
     model.train()
     started = time.perf_counter() - state.elapsed
     _call(callbacks, "on_fit_start", state)
+    # 0. nothing random reaches the input (no augmentation): normalise the training images once, not every batch
+    prepared = task.prepare_once(*train, transform, runtime)
     try:
         while state.epoch < config.epochs:
             # 1. this epoch's order of the training images: fixed by (seed, epoch), whatever happened before
             shuffle = torch.Generator().manual_seed(seed_for(config.seed, state.epoch, -1))
             epoch_clock, epoch_images = time.perf_counter(), 0
-            shard = batches(train, batch_size, shuffle=True, generator=shuffle, rank=place.rank, world_size=place.world_size)
+            shard = batches(prepared or train, batch_size, shuffle=True, generator=shuffle, rank=place.rank, world_size=place.world_size)
             for index, (images, y) in enumerate(shard):
                 if index < state.batch:
                     continue  # resumed mid-epoch: this batch was trained before the interruption
@@ -157,7 +159,7 @@ def fit(state: TrainState, train: tuple[torch.Tensor, torch.Tensor],
                 batch_seed = seed_for(config.seed, state.epoch, state.batch, place.rank)
                 _seed_dropout(batch_seed, runtime.device)
                 generator = torch.Generator(device=images.device).manual_seed(batch_seed) if task.draws(transform) else None
-                x, y = task.prepare(images, y, transform, generator)
+                x, y = (images, y) if prepared else task.prepare(images, y, transform, generator)
                 x = _layout(x, runtime)
                 # 3. forward and loss, in the run's precision
                 with runtime.autocast():

@@ -33,6 +33,8 @@ from cnnkit.training import measures
 from cnnkit.training.hardware import Runtime
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (input x, target y, output) of one evaluation batch
+# the most memory a training set's inputs may take when prepared once in float32 (Task.prepare_once)
+PREPARE_ONCE_BYTES = 1 << 30
 
 
 def layout(x: torch.Tensor, runtime: Runtime) -> torch.Tensor:
@@ -91,6 +93,24 @@ class Task:
     def draws(self, transform: BatchTransform) -> bool:
         """Whether a training batch makes random draws (and so needs its seeded generator)."""
         return transform.augments
+
+    def prepare_once(self, images: torch.Tensor, targets: torch.Tensor, transform: BatchTransform,
+                     runtime: Runtime) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The whole training set's network inputs, made once, when nothing random changes them; else None.
+
+        What a hand-written loop does with data that fits in memory: normalise once,
+        then only gather batches. ``(N, C, H, W)`` uint8 -> float32 in the run's
+        memory format; None when the batches are augmented, when the task derives
+        its target from the image, or when the float copy would pass
+        :data:`PREPARE_ONCE_BYTES`. The result equals ``prepare`` batch by batch.
+        """
+        if type(self).prepare is not Task.prepare or self.draws(transform) or images.numel() * 4 > PREPARE_ONCE_BYTES:
+            return None
+        memory_format = torch.channels_last if runtime.channels_last else torch.contiguous_format
+        x = torch.empty(images.shape, dtype=torch.float32, device=images.device, memory_format=memory_format)
+        for start in range(0, len(images), 4096):  # a chunk at a time: no second full-size temporary
+            x[start : start + 4096] = transform(images[start : start + 4096], None)
+        return x, targets
 
     def loss(self, output: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
         return F.cross_entropy(output.float(), y, label_smoothing=label_smoothing)
