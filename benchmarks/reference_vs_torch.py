@@ -4,7 +4,7 @@ Prints JSON: per size, the median time of each over ``--repeats`` runs and the
 ratio reference/torch (how many times slower the NumPy reference is), plus the
 largest difference between the two outputs::
 
-    python benchmarks/reference_vs_torch.py [--repeats 20] [--threads 1]
+    python benchmarks/reference_vs_torch.py [--repeats 20] [--threads 1] [--no-record]
 
 ``--threads`` sets torch's intra-op threads and, when threadpoolctl is
 installed (it comes with scikit-learn), NumPy's BLAS threads, so both sides
@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import platform
 import statistics
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
+import common
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -106,8 +106,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20, help="timed runs per size; the median is reported")
     parser.add_argument("--threads", type=int, default=1, help="threads for torch and for NumPy's BLAS")
+    parser.add_argument("--no-record", action="store_true", help="print JSON only; do not append to docs/benchmarks.md")
     args = parser.parse_args()
-    print(json.dumps(run(args.repeats, args.threads), indent=2))
+    result = run(args.repeats, args.threads)
+    ratios = [r["ratio"] for r in result["results"]]
+    worst = max(r["max_abs_diff"] for r in result["results"])
+    common.record("NumPy reference vs torch", f"conv2d forward, float64, {args.threads} thread(s): reference "
+                  f"{min(ratios):.0f}x to {max(ratios):.0f}x slower than torch, largest difference {worst:.1e}",
+                  result, None if args.no_record else common.DOC)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("cnnkit.cli.train_cmd", "train a network on a dataset into a run directory, then evaluate it"),
     "evaluate": ("cnnkit.cli.evaluate_cmd", "metrics, confusion matrix and mistakes of a trained run"),
     "models": ("cnnkit.cli.models_cmd", "list the model zoo: task, parameters, default input, pretrained weights"),
+    "export": ("cnnkit.cli.export_cmd", "export a trained run to ONNX or TorchScript, checked against PyTorch"),
     "predict": ("cnnkit.cli.predict_cmd", "classify image files with a trained run or a pretrained zoo model"),
     "explain": ("cnnkit.cli.explain_cmd", "work a convolution or pooling step by step; check the slides' examples"),
     "filter": ("cnnkit.cli.filter_cmd", "apply a classic kernel (Sobel, Laplacian, blur ...) to an image"),

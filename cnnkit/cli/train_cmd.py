@@ -48,7 +48,9 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> None:
                "  cnnkit train --task segment                  # U-Net on shapes-seg\n"
                "  cnnkit train --task denoise --noise gaussian:0.3 --data fashion-mnist\n"
                "  cnnkit train --model my_net.txt --data folder:photos --image-size 64 --val-split 0.2\n"
-               "  cnnkit train --resume runs/lenet5-fashion-mnist-20261121-120000 --epochs 5",
+               "  cnnkit train --recipe fast --data fashion-mnist          # 93% in under two minutes on 2 CPU cores\n"
+               "  cnnkit train --resume runs/lenet5-fashion-mnist-20261121-120000 --epochs 5\n"
+               "  torchrun --nproc_per_node=2 -m cnnkit train --model resnet_small --batch-size 256   # DDP",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     comments = _field_comments()
@@ -68,7 +70,7 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnkit.training import resume, train
+    from cnnkit.training import distributed, resume, train
 
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
     if getattr(args, "resume", None):
@@ -79,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
         result = resume(args.resume, values.get("epochs"), quiet=args.json)
     else:
         result = train(TrainConfig.from_dict(values), quiet=args.json)
+    if not distributed.from_environment().is_main:
+        return 0  # under torchrun, rank 0 reports and evaluates; the others only trained alongside
     output: dict[str, Any] = {"run_dir": str(result.run_dir), "runtime": result.runtime,
                               "stop_reason": result.stop_reason, "history": result.history}
     if result.stop_reason:

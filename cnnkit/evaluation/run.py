@@ -72,7 +72,7 @@ def evaluate(run: str | Path, *, data: str | None = None, data_dir: str | None =
         result = _reconstruction(task, model, images, targets, transform, runtime, split, seed, folder,
                                  title if figures else None)
     else:
-        _, _, logits = evaluate_batches(model, images, targets, transform, runtime)
+        _, _, logits = evaluate_batches(model, images, targets, transform, runtime, tta=bool(config.get("tta", False)))
         result = classification_metrics(logits.cpu(), evaluation.labels, names, split)
         if figures:
             confusion_figure(result.confusion_matrix, names, folder / "confusion_matrix.png",

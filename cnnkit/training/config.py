@@ -10,6 +10,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from cnnkit.training.recipes import recipe_options
+
 Optimizer = Literal["sgd", "adagrad", "rmsprop", "adam", "adamw"]
 Schedule = Literal["constant", "step", "cosine", "onecycle"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
@@ -38,6 +40,7 @@ class TrainConfig:
     options another task needs from :data:`TASK_DEFAULTS` where they are not given.
     """
 
+    recipe: str | None = None  # a measured preset of the options below (fast, for classify); options given override it
     task: Task = "classify"  # classify images; segment (a class per pixel); reconstruct or denoise images
     model: str = "lenet5"  # a zoo name or a layer-table file (.txt); per task: lenet5, unet, conv_autoencoder, denoising_autoencoder
     model_options: list[str] = field(default_factory=list)  # zoo model options as KEY=VALUE, e.g. width=16 (segment: width=16)
@@ -45,7 +48,7 @@ class TrainConfig:
     noise: str | None = None  # the corruption of --task denoise: gaussian:STD or saltpepper:FRACTION (denoise: gaussian:0.3)
     data_dir: str | None = None  # where the dataset files are (else $CNNKIT_DATA, then system paths)
     epochs: int = 3  # passes over the training set (segment: 8)
-    batch_size: int = 32  # images per mini-batch (per process when distributed; segment: 16)
+    batch_size: int = 32  # images per optimizer step (the global batch: torchrun's processes split it; segment: 16)
     optimizer: Optimizer = "adam"
     lr: float | None = None  # peak learning rate; None: DEFAULT_LR for the optimizer
     momentum: float = 0.9  # SGD and RMSprop
@@ -58,6 +61,7 @@ class TrainConfig:
     label_smoothing: float = 0.1  # cross-entropy target smoothing in [0, 1) (other tasks than classify: 0)
     clip_grad_norm: float | None = None  # clip the global gradient norm to this value
     augment: list[str] = field(default_factory=list)  # any of flip, crop, erase, noise
+    tta: bool = False  # test-time augmentation: evaluate on each image and its mirror image, average the logits
     val_split: float = 0.0  # fraction of the training set held out for validation
     image_size: int | None = None  # folder datasets: resize to this square size
     grayscale: bool | None = None  # folder datasets: force grey (True) or RGB (False)
@@ -68,7 +72,8 @@ class TrainConfig:
     seed: int = 0  # shuffling, augmentation, dropout and initial weights
     precision: Precision = "auto"  # auto: bf16 where the hardware has it, else fp32 (fp16 + scaler on old GPUs)
     device: Device = "auto"  # auto: cuda if available, else cpu
-    channels_last: bool | None = None  # memory format; None: on for CUDA
+    channels_last: bool | None = None  # memory format; None: on for CUDA and for bf16 on CPUs
+    compile: bool = False  # torch.compile the training step's network (compiling takes a while first)
     out: str | None = None  # run directory; None: runs/<model>-<data>-<time>
 
     def to_dict(self) -> dict[str, Any]:
@@ -78,7 +83,8 @@ class TrainConfig:
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         """Build and validate; unknown keys and wrong types are errors that name the key.
 
-        Options not in ``values`` take the task's default (:data:`TASK_DEFAULTS`), then the field's.
+        Options not in ``values`` take the recipe's (``recipe``), then the task's
+        (:data:`TASK_DEFAULTS`), then the field's default.
         """
         names = {f.name for f in dataclasses.fields(cls)}
         for key in values:
@@ -87,7 +93,8 @@ class TrainConfig:
                 hint = f" Did you mean {near[0]!r}?" if near else ""
                 raise ValueError(f"unknown training option {key!r}.{hint}")
         task_defaults = TASK_DEFAULTS.get(values.get("task", "classify"), {})  # an unknown task fails in validate
-        config = cls(**{**copy.deepcopy(task_defaults), **values})
+        recipe = recipe_options(values["recipe"]) if values.get("recipe") is not None else {}
+        config = cls(**{**copy.deepcopy(task_defaults), **recipe, **values})
         config.validate()
         return config
 
@@ -119,6 +126,11 @@ class TrainConfig:
                 raise ValueError(f"--augment: unknown augmentation {name!r}; choose from {', '.join(AUGMENTATIONS)}")
         if self.train_per_class is not None and self.train_per_class < 1:
             raise ValueError(f"--train-per-class must be at least 1. Received: {self.train_per_class}")
+        if self.recipe is not None:
+            recipe_options(self.recipe)  # an unknown name is an error that lists the known ones
+            if self.task != "classify":
+                raise ValueError(f"--recipe {self.recipe} is a recipe for --task classify. Received: --task {self.task}; "
+                                 f"leave out --recipe and set the options (or take the task's defaults)")
         if self.nesterov and self.optimizer != "sgd":
             raise ValueError(f"--nesterov applies to --optimizer sgd only. Received: --optimizer {self.optimizer}")
         self._validate_task()
@@ -136,6 +148,9 @@ class TrainConfig:
         if self.task in ("reconstruct", "denoise") and self.label_smoothing:
             raise ValueError(f"--label-smoothing applies to cross-entropy (classify, segment); --task {self.task} "
                              f"learns pixel values. Received: --label-smoothing {self.label_smoothing}")
+        if self.tta and self.task != "classify":
+            raise ValueError(f"--tta averages class scores over an image and its mirror image: --task classify only. "
+                             f"Received: --task {self.task}")
         for option in self.model_options:
             key, equals, value = option.partition("=")
             if not equals or not key.strip() or not value.strip():

@@ -11,6 +11,10 @@ Hook points (methods a callback may define, called in this order):
 Every random choice (shuffle order, augmentation, dropout) is seeded from
 ``(seed, epoch, batch)``, so a run stopped after any batch and resumed from its
 checkpoint continues exactly as if it had never stopped.
+
+Under torchrun (``state.place``, see :mod:`cnnkit.training.distributed`) each
+process trains on its shard of every global batch through the DDP wrapper in
+``state.engine``; the epoch's metrics are summed over the processes.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from torch import nn
 
 from cnnkit.data import BatchTransform, batches
 from cnnkit.training.config import TrainConfig
+from cnnkit.training.distributed import SINGLE, Distributed, local_batch_size, sum_across
 from cnnkit.training.hardware import Runtime
 from cnnkit.training.optim import make_optimizer, make_scheduler
 from cnnkit.training.tasks import Task, make_task
@@ -54,22 +59,56 @@ class TrainState:
     elapsed: float = 0.0  # training seconds before this process started
     history: list[dict[str, Any]] = field(default_factory=list)
     stop_reason: str = ""
+    place: Distributed = SINGLE  # this process's rank among torchrun's processes
+    engine: nn.Module | None = None  # what training steps call (DDP and/or torch.compile of model); None: model
 
     @property
     def global_step(self) -> int:
         return self.epoch * self.steps_per_epoch + self.batch
 
 
-def seed_for(seed: int, epoch: int, batch: int) -> int:
-    """A distinct, reproducible seed for each (run seed, epoch, batch); batch -1 is the epoch's shuffle."""
-    return (seed * 1_000_003 + epoch * 10_007 + batch + 1) % (2**63)
+def seed_for(seed: int, epoch: int, batch: int, rank: int = 0) -> int:
+    """A distinct, reproducible seed for each (run seed, epoch, batch, process); batch -1 is the epoch's shuffle."""
+    return (seed * 1_000_003 + epoch * 10_007 + batch + 1 + rank * 998_244_353) % (2**63)
 
 
-def new_state(model: nn.Module, config: TrainConfig, runtime: Runtime, train_size: int) -> TrainState:
-    """Optimizer and schedule for a fresh run over ``train_size`` images."""
-    steps = math.ceil(train_size / config.batch_size)
+def _seed_dropout(seed: int, device: torch.device) -> None:
+    """Seed the global generator that dropout draws from: the CPU's, and the training GPU's on CUDA.
+
+    Not ``torch.manual_seed``: on a machine without CUDA/XPU/MTIA it queues a
+    lazy seeding call with a formatted stack trace for each of those back-ends,
+    every time: milliseconds per batch, and a list that grows for the whole run.
+    """
+    torch.default_generator.manual_seed(seed)
+    if device.type == "cuda":
+        torch.cuda.manual_seed(seed)
+
+
+def new_state(model: nn.Module, config: TrainConfig, runtime: Runtime, train_size: int,
+              place: Distributed = SINGLE) -> TrainState:
+    """Optimizer and schedule for a fresh run over ``train_size`` images (split across ``place.world_size``)."""
+    steps = math.ceil(math.ceil(train_size / place.world_size) / local_batch_size(config.batch_size, place))
     optimizer = make_optimizer(model, config)
-    return TrainState(model, optimizer, make_scheduler(optimizer, config, steps), config, runtime, steps)
+    return TrainState(model, optimizer, make_scheduler(optimizer, config, steps), config, runtime, steps, place=place)
+
+
+def _evaluate(state: TrainState, evaluation: tuple[torch.Tensor, torch.Tensor], transform: BatchTransform,
+              task: Task) -> dict[str, float]:
+    """The task's held-out scores of ``state.model``.
+
+    Under torchrun, a task whose scores are means over images (``task.per_image``)
+    lets each process take every world_size-th image and the weighted sums meet;
+    other scores (mean IoU) are computed by every process on the whole split.
+    """
+    place, config = state.place, state.config
+    if place.world_size == 1 or not task.per_image:
+        return task.evaluate(state.model, *evaluation, transform, state.runtime, seed=config.seed)
+    images, targets = evaluation[0][place.rank :: place.world_size], evaluation[1][place.rank :: place.world_size]
+    scores = task.evaluate(state.model, images, targets, transform, state.runtime, seed=config.seed)
+    count = len(images)
+    names = sorted(scores)
+    sums = sum_across([scores[name] * count for name in names] + [count], place, state.runtime.device)
+    return {name: value / sums[-1] for name, value in zip(names, sums[:-1], strict=True)}
 
 
 def _call(callbacks: Iterable[Any], event: str, *args: Any) -> None:
@@ -96,30 +135,35 @@ def fit(state: TrainState, train: tuple[torch.Tensor, torch.Tensor],
     callbacks' ``on_interrupt`` has saved what it needs). A non-finite loss calls
     ``on_interrupt`` and raises :class:`TrainingDiverged`.
     """
-    config, runtime, model = state.config, state.runtime, state.model
-    task = task or make_task(config.task, config.noise)
+    config, runtime, model, place = state.config, state.runtime, state.model, state.place
+    engine = state.engine or model
+    batch_size = local_batch_size(config.batch_size, place)
+    task = task or make_task(config.task, config.noise, tta=config.tta)
     scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.precision == "fp16")
     model.train()
     started = time.perf_counter() - state.elapsed
     _call(callbacks, "on_fit_start", state)
+    # 0. nothing random reaches the input (no augmentation): normalise the training images once, not every batch
+    prepared = task.prepare_once(*train, transform, runtime)
     try:
         while state.epoch < config.epochs:
             # 1. this epoch's order of the training images: fixed by (seed, epoch), whatever happened before
             shuffle = torch.Generator().manual_seed(seed_for(config.seed, state.epoch, -1))
             epoch_clock, epoch_images = time.perf_counter(), 0
-            for index, (images, y) in enumerate(batches(train, config.batch_size, shuffle=True, generator=shuffle)):
+            shard = batches(prepared or train, batch_size, shuffle=True, generator=shuffle, rank=place.rank, world_size=place.world_size)
+            for index, (images, y) in enumerate(shard):
                 if index < state.batch:
                     continue  # resumed mid-epoch: this batch was trained before the interruption
                 # 2. the batch: uint8 -> the task's input and target (normalised, augmented, corrupted),
-                #    every draw seeded by (seed, epoch, batch)
-                batch_seed = seed_for(config.seed, state.epoch, state.batch)
-                torch.manual_seed(batch_seed)  # dropout draws from the global generator
-                generator = torch.Generator(device=images.device).manual_seed(batch_seed)
-                x, y = task.prepare(images, y, transform, generator)
+                #    every draw seeded by (seed, epoch, batch, process)
+                batch_seed = seed_for(config.seed, state.epoch, state.batch, place.rank)
+                _seed_dropout(batch_seed, runtime.device)
+                generator = torch.Generator(device=images.device).manual_seed(batch_seed) if task.draws(transform) else None
+                x, y = (images, y) if prepared else task.prepare(images, y, transform, generator)
                 x = _layout(x, runtime)
                 # 3. forward and loss, in the run's precision
                 with runtime.autocast():
-                    output = model(x)
+                    output = engine(x)
                     loss = task.loss(output, y, config.label_smoothing)
                 # 4. stop before a non-finite loss can reach the weights
                 loss_value = loss.item()
@@ -142,25 +186,30 @@ def fit(state: TrainState, train: tuple[torch.Tensor, torch.Tensor],
                 scaler.update()
                 state.scheduler.step()
                 # 6. running metrics of the epoch
-                state.loss_sum += loss_value * len(y)
+                count = y.shape[0]
+                state.loss_sum += loss_value * count
                 state.correct += task.score(output.detach(), y)
-                state.seen += len(y)
-                epoch_images += len(y)
+                state.seen += count
+                epoch_images += count
                 state.batch += 1
                 _call(callbacks, "on_batch_end", state)
             # 7. end of epoch: evaluate, record, hand over to the callbacks (checkpoint, log, progress)
+            loss_sum, correct, seen, images_seen = sum_across(
+                [state.loss_sum, state.correct, state.seen, epoch_images], place, runtime.device)
             record: dict[str, Any] = {
                 "epoch": state.epoch + 1,
-                "train_loss": state.loss_sum / max(state.seen, 1),
-                f"train_{task.metric}": state.correct / max(state.seen, 1),
+                "train_loss": loss_sum / max(seen, 1),
+                f"train_{task.metric}": correct / max(seen, 1),
                 "lr": state.optimizer.param_groups[0]["lr"],
             }
+            train_seconds = time.perf_counter() - epoch_clock
             # a large held-out split can cost more than the epoch: eval_every thins it out, the last epoch always has it
             if evaluation is not None and ((state.epoch + 1) % config.eval_every == 0 or state.epoch + 1 == config.epochs):
-                scores = task.evaluate(model, *evaluation, transform, runtime, seed=config.seed)
+                scores = _evaluate(state, evaluation, transform, task)
                 record.update({f"{eval_split}_{name}": value for name, value in scores.items()})
-            record["time"] = time.perf_counter() - started
-            record["images_per_second"] = epoch_images / max(time.perf_counter() - epoch_clock, 1e-9)
+            record["time"] = time.perf_counter() - started  # since the run began: training and evaluation
+            record["eval_time"] = time.perf_counter() - epoch_clock - train_seconds  # this epoch's evaluation
+            record["images_per_second"] = images_seen / max(train_seconds, 1e-9)  # training only
             state.epoch, state.batch, state.loss_sum, state.correct, state.seen = state.epoch + 1, 0, 0.0, 0, 0
             state.elapsed = record["time"]
             state.history.append(record)

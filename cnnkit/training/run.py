@@ -5,16 +5,17 @@ from __future__ import annotations
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from cnnkit.data import BatchTransform, channel_stats
-from cnnkit.training import network, rundir
+from cnnkit.training import distributed, network, rundir
 from cnnkit.training.config import TrainConfig
-from cnnkit.training.hardware import choose
+from cnnkit.training.distributed import Distributed
+from cnnkit.training.hardware import Runtime, choose
 from cnnkit.training.loop import TrainState, fit, new_state
 from cnnkit.training.progress import Reporter
 from cnnkit.training.tasks import make_task
@@ -96,14 +97,32 @@ def train(config: TrainConfig | None = None, *, quiet: bool = False, **options: 
     The run directory is created only once the data and the network are ready,
     and removed again if the run fails before its first epoch completes, so a
     bad input never leaves a half-written run behind.
+
+    Started by torchrun, every process runs this; they train together
+    (:mod:`cnnkit.training.distributed`) and rank 0 alone writes the run directory.
     """
     if config is None:
         config = TrainConfig.from_dict(options)
     elif options:
         raise TypeError(f"train: give a TrainConfig or keyword options, not both. Received: {sorted(options)}")
     config.validate()
+    place, runtime = _start(config)
+    with distributed.process_group(place):
+        return _train(config, runtime, place, quiet)
+
+
+def _start(config: TrainConfig) -> tuple[Distributed, Runtime]:
+    """This process's rank (torchrun) and runtime; joins the process group when there are several processes."""
+    place = distributed.from_environment()
+    distributed.local_batch_size(config.batch_size, place)  # an uneven split fails before any process group exists
     runtime = choose(config.device, config.precision, config.channels_last)
-    task = make_task(config.task, config.noise)
+    if runtime.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # every batch has the same shape: pick the fastest kernels once
+    return place, replace(runtime, device=distributed.setup(place, runtime.device))
+
+
+def _train(config: TrainConfig, runtime: Runtime, place: Distributed, quiet: bool) -> TrainResult:
+    task = make_task(config.task, config.noise, tta=config.tta)
     splits, evaluation, eval_split = _load_data(config)
     train_set = splits.train
     task.targets(train_set)  # a dataset without what the task learns fails here, before the run directory exists
@@ -115,14 +134,18 @@ def train(config: TrainConfig | None = None, *, quiet: bool = False, **options: 
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     mean, std = channel_stats(train_set.images)
     transform = _transform(config, mean, std) if task.normalises else _transform(config, None, None)
-    run = Path(config.out) if config.out else _default_run_dir(config)
+    run = Path(config.out) if config.out else Path(distributed.broadcast_text(str(_default_run_dir(config)), place))
     if run.exists() and any(run.iterdir()):
         raise ValueError(f"--out {run}: the directory exists and is not empty; choose another, or continue it with "
                          f"`cnnkit train --resume {run}`")
+    distributed.barrier(place)  # every process has checked the folder before rank 0 fills it
     meta = {"task": config.task, "noise": config.noise, "source": source, "input_shape": list(shape),
             "class_names": list(train_set.class_names),
             "mean": list(mean), "std": list(std), "transform": transform.to_dict(), "data": config.data,
             "eval_split": eval_split, "skipped_files": list(splits.skipped)}
+    if not place.is_main:  # the other processes train alongside rank 0 and write nothing
+        state = new_state(model, config, runtime, len(train_set), place)
+        return _fit(run, state, train_set, evaluation, meta, config, True)
     created = not run.exists()
     run.mkdir(parents=True, exist_ok=True)
     try:
@@ -132,7 +155,7 @@ def train(config: TrainConfig | None = None, *, quiet: bool = False, **options: 
 
         text = summary(model, shape, name=source["name"]).to_text()
         rundir.atomic_write(run / "summary.txt", text.encode())
-        state = new_state(model, config, runtime, len(train_set))
+        state = new_state(model, config, runtime, len(train_set), place)
         return _fit(run, state, train_set, evaluation, meta, config, quiet)
     except BaseException:
         if not (run / rundir.CHECKPOINT).exists():
@@ -164,7 +187,13 @@ def resume(run: str | Path, epochs: int | None = None, *, quiet: bool = False) -
     config = TrainConfig.from_dict(values)
     if checkpoint["epoch"] > config.epochs or (checkpoint["epoch"] == config.epochs and checkpoint["batch"] == 0):
         raise ValueError(f"{run} has already trained {checkpoint['epoch']} epochs; give --epochs above that to continue")
-    runtime = choose(config.device, config.precision, config.channels_last)
+    place, runtime = _start(config)
+    with distributed.process_group(place):
+        return _resume(run, config, checkpoint, meta, runtime, place, quiet)
+
+
+def _resume(run: Path, config: TrainConfig, checkpoint: dict[str, Any], meta: dict[str, Any], runtime: Runtime,
+            place: Distributed, quiet: bool) -> TrainResult:
     splits, evaluation, _ = _load_data(config)
     shape = tuple(meta["input_shape"])
     model = network.build(meta["source"], shape)
@@ -172,20 +201,27 @@ def resume(run: str | Path, epochs: int | None = None, *, quiet: bool = False) -
     model = model.to(runtime.device)
     if runtime.channels_last:
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    state = new_state(model, config, runtime, len(splits.train))
+    state = new_state(model, config, runtime, len(splits.train), place)
     state.optimizer.load_state_dict(checkpoint["optimizer"])
     state.scheduler.load_state_dict(checkpoint["scheduler"])
-    for key in ("epoch", "batch", "loss_sum", "correct", "seen", "elapsed", "history"):
+    # the epoch's running sums in the checkpoint are rank 0's: the other processes start theirs afresh
+    for key in ("epoch", "batch", "elapsed", "history", *(("loss_sum", "correct", "seen") if place.is_main else ())):
         setattr(state, key, checkpoint[key])
     torch.set_rng_state(checkpoint["torch_rng"])
-    rundir.write_json(run / "config.json", config.to_dict())
-    return _fit(run, state, splits.train, evaluation, meta, config, quiet)
+    if place.is_main:
+        rundir.write_json(run / "config.json", config.to_dict())
+    return _fit(run, state, splits.train, evaluation, meta, config, quiet or not place.is_main)
 
 
 def _fit(run: Path, state: TrainState, train_set: Any, evaluation: Any, meta: dict[str, Any],
          config: TrainConfig, quiet: bool) -> TrainResult:
     device = state.runtime.device
-    task = make_task(config.task, config.noise)
+    task = make_task(config.task, config.noise, tta=config.tta)
+    # the DDP wrapper averages gradients across processes; torch.compile traces the step's network once
+    state.engine = distributed.wrap(state.model, state.place, device)
+    if config.compile:
+        state.engine = torch.compile(state.engine)  # type: ignore[assignment]
+    # the whole dataset lives on the training device (GPU memory on CUDA): batches are gathered there
     train_data = (train_set.images.to(device), task.targets(train_set).to(device))
     eval_data = None if evaluation is None else (evaluation.images.to(device), task.targets(evaluation).to(device))
     reporter = Reporter(config.epochs, state.steps_per_epoch, config.batch_size,
@@ -199,8 +235,9 @@ def _fit(run: Path, state: TrainState, train_set: Any, evaluation: Any, meta: di
             print(f"skipped {len(skipped)} unreadable image file(s) (--skip-bad-images): {'; '.join(skipped[:3])}"
                   f"{' ...' if len(skipped) > 3 else ''}")
     transform = BatchTransform.from_dict(meta["transform"])
-    fit(state, train_data, eval_data, transform, eval_split=meta["eval_split"] or "test",
-        callbacks=[Checkpointer(run), reporter], task=task)
+    callbacks = [Checkpointer(run), reporter] if state.place.is_main else []
+    fit(state, train_data, eval_data, transform, eval_split=meta["eval_split"] or "test", callbacks=callbacks,
+        task=task)
     return TrainResult(run, state.history, state.runtime.describe(), state.stop_reason, state.model)
 
 

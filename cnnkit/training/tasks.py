@@ -33,6 +33,8 @@ from cnnkit.training import measures
 from cnnkit.training.hardware import Runtime
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (input x, target y, output) of one evaluation batch
+# the most memory a training set's inputs may take when prepared once in float32 (Task.prepare_once)
+PREPARE_ONCE_BYTES = 1 << 30
 
 
 def layout(x: torch.Tensor, runtime: Runtime) -> torch.Tensor:
@@ -40,14 +42,19 @@ def layout(x: torch.Tensor, runtime: Runtime) -> torch.Tensor:
 
 
 def evaluate_batches(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, transform: BatchTransform,
-                     runtime: Runtime, batch_size: int = 512) -> tuple[float, float, torch.Tensor]:
-    """Mean cross-entropy, accuracy and the ``(N, classes)`` float32 logits of ``model`` on uint8 ``images``."""
+                     runtime: Runtime, batch_size: int = 512, tta: bool = False) -> tuple[float, float, torch.Tensor]:
+    """Mean cross-entropy, accuracy and the ``(N, classes)`` float32 logits of ``model`` on uint8 ``images``.
+
+    ``tta`` (test-time augmentation) averages the logits of each image and of its mirror image.
+    """
     was_training = model.training
     model.eval()
     outputs = []
     with torch.no_grad(), runtime.autocast():
         for x, _ in batches((images, labels), batch_size):
-            outputs.append(model(layout(transform(x, train=False), runtime)).float())
+            x = layout(transform(x, train=False), runtime)
+            logits = model(x).float()
+            outputs.append(0.5 * (logits + model(x.flip(-1)).float()) if tta else logits)
     model.train(was_training)
     logits = torch.cat(outputs)
     loss = F.cross_entropy(logits, labels).item()
@@ -66,6 +73,10 @@ class Task:
     name: ClassVar[str] = "classify"
     metric: ClassVar[str] = "accuracy"  # the running training metric, "train_<metric>" in metrics.jsonl
     normalises: ClassVar[bool] = True  # whether the network's input is normalised by the training set's statistics
+    per_image: ClassVar[bool] = True  # every held-out score is a mean over images (so shards' scores can be pooled)
+
+    def __init__(self, tta: bool = False) -> None:
+        self.tta = tta  # classify: evaluate each image and its mirror image, average the logits
 
     def __str__(self) -> str:
         return self.name
@@ -79,6 +90,28 @@ class Task:
         """A batch's network input ``x`` (float ``(B, C, H, W)``) and target ``y``, augmented when ``train``."""
         return transform(images, generator, train=train), targets
 
+    def draws(self, transform: BatchTransform) -> bool:
+        """Whether a training batch makes random draws (and so needs its seeded generator)."""
+        return transform.augments
+
+    def prepare_once(self, images: torch.Tensor, targets: torch.Tensor, transform: BatchTransform,
+                     runtime: Runtime) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The whole training set's network inputs, made once, when nothing random changes them; else None.
+
+        What a hand-written loop does with data that fits in memory: normalise once,
+        then only gather batches. ``(N, C, H, W)`` uint8 -> float32 in the run's
+        memory format; None when the batches are augmented, when the task derives
+        its target from the image, or when the float copy would pass
+        :data:`PREPARE_ONCE_BYTES`. The result equals ``prepare`` batch by batch.
+        """
+        if type(self).prepare is not Task.prepare or self.draws(transform) or images.numel() * 4 > PREPARE_ONCE_BYTES:
+            return None
+        memory_format = torch.channels_last if runtime.channels_last else torch.contiguous_format
+        x = torch.empty(images.shape, dtype=torch.float32, device=images.device, memory_format=memory_format)
+        for start in range(0, len(images), 4096):  # a chunk at a time: no second full-size temporary
+            x[start : start + 4096] = transform(images[start : start + 4096], None)
+        return x, targets
+
     def loss(self, output: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
         return F.cross_entropy(output.float(), y, label_smoothing=label_smoothing)
 
@@ -89,7 +122,7 @@ class Task:
     def evaluate(self, model: nn.Module, images: torch.Tensor, targets: torch.Tensor, transform: BatchTransform,
                  runtime: Runtime, seed: int = 0) -> dict[str, float]:
         """``{"loss": ..., <metric>: ...}`` of ``model`` on held-out uint8 ``images``."""
-        loss, accuracy, _ = evaluate_batches(model, images, targets, transform, runtime)
+        loss, accuracy, _ = evaluate_batches(model, images, targets, transform, runtime, tta=self.tta)
         return {"loss": loss, "accuracy": accuracy}
 
     def predict(self, model: nn.Module, images: torch.Tensor, targets: torch.Tensor, transform: BatchTransform,
@@ -113,6 +146,7 @@ class Segment(Task):
 
     name = "segment"
     metric = "pixel_accuracy"
+    per_image = False  # mean IoU pools the pixel confusion matrix of the whole split
 
     def targets(self, data: ImageDataset) -> torch.Tensor:
         if data.segmentation is None:
@@ -182,7 +216,11 @@ class Denoise(Reconstruct):
     name = "denoise"
 
     def __init__(self, noise: Noise) -> None:
+        super().__init__()
         self.noise = noise
+
+    def draws(self, transform: BatchTransform) -> bool:
+        return True  # the corruption
 
     def __str__(self) -> str:
         return f"denoise {self.noise}"
@@ -191,8 +229,13 @@ class Denoise(Reconstruct):
         return self.noise(clean, generator)
 
 
-def make_task(name: str, noise: str | None = None) -> Task:
-    """The task called ``name`` (a :class:`~cnnkit.training.config.TrainConfig` ``task``); ``noise`` for denoise."""
+def make_task(name: str, noise: str | None = None, tta: bool = False) -> Task:
+    """The task called ``name`` (a :class:`~cnnkit.training.config.TrainConfig` ``task``).
+
+    ``noise`` is denoise's corruption; ``tta`` (classify only) evaluates each image and its mirror image.
+    """
+    if tta and name != "classify":
+        raise ValueError(f"--tta applies to --task classify only. Received: --task {name}")
     if name == "denoise":
         if noise is None:
             raise ValueError("--task denoise needs --noise, e.g. gaussian:0.3")
@@ -200,4 +243,4 @@ def make_task(name: str, noise: str | None = None) -> Task:
     tasks: dict[str, type[Task]] = {"classify": Task, "segment": Segment, "reconstruct": Reconstruct}
     if name not in tasks:
         raise ValueError(f"unknown task {name!r}; choose from classify, segment, reconstruct, denoise")
-    return tasks[name]()
+    return Task(tta=tta) if name == "classify" else tasks[name]()

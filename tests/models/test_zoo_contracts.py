@@ -43,6 +43,7 @@ PUBLISHED_COUNTS: list[tuple[str, dict[str, object], int]] = [
     ("efficientnet_lite0", {}, 4_652_008),
     ("unet", {}, 31_037_698),  # milesial/Pytorch-UNet with transposed convolutions, 3 channels, 2 classes
     ("resnet_small", {}, 272_186),  # ResNet-20 with 1x1-conv shortcuts ("0.27M" in He et al.)
+    ("fastnet", {}, 153_786),  # ours: (9*1*16) + 16*2 + (9*16*48 + 9*48*48) + (9*48*96 + 9*96*96) + 4*(48+96) + 970
 ]
 
 
@@ -185,7 +186,7 @@ def test_mobilenet_width_multiplier() -> None:
         models.create("mobilenet_v1", width=0)
 
 
-@pytest.mark.parametrize("name", ["resnet_small", "vgg_small"])
+@pytest.mark.parametrize("name", ["resnet_small", "vgg_small", "fastnet"])
 def test_small_networks_take_32x32_colour_images(name: str) -> None:
     model = models.create(name, in_channels=3, num_classes=100)
     assert model(torch.rand(2, 3, 32, 32)).shape == (2, 100)
@@ -237,7 +238,8 @@ def test_denoising_autoencoder_adds_noise_only_in_training() -> None:
     ("lenet5", {"in_channels": 1, "input_size": 28}),
     ("vgg_small", {}),
     ("resnet_small", {"depth": 8}),
-], ids=["lenet5", "vgg_small", "resnet_small"])
+    ("fastnet", {}),
+], ids=["lenet5", "vgg_small", "resnet_small", "fastnet"])
 def test_small_networks_can_fit_a_batch(name: str, options: dict[str, object]) -> None:
     """A network that cannot memorise 16 images in 40 steps has a broken path somewhere."""
     torch.manual_seed(0)

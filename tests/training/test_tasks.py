@@ -25,6 +25,26 @@ def test_classify_computes_what_the_loop_always_did() -> None:
     assert Task().score(logits, labels) == int((logits.argmax(1) == labels).sum())
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_inputs_prepared_once_equal_the_batches_prepared_one_by_one(channels_last: bool) -> None:
+    from cnnkit.training.hardware import choose
+
+    runtime = choose("cpu", "fp32", channels_last)
+    images = torch.randint(0, 256, (10, 3, 5, 5), dtype=torch.uint8)
+    labels = torch.randint(0, 3, (10,))
+    plain = BatchTransform(mean=(0.4, 0.5, 0.6), std=(0.3, 0.2, 0.25))
+    prepared = Task().prepare_once(images, labels, plain, runtime)
+    assert prepared is not None and prepared[1] is labels
+    assert prepared[0].is_contiguous(memory_format=torch.channels_last) == channels_last
+    index = torch.tensor([7, 2, 9])
+    batch, _ = Task().prepare(images[index], labels[index], plain, None)
+    assert torch.equal(prepared[0][index], batch)
+    # anything drawn at random, or a target made from the image, is prepared batch by batch
+    assert Task().prepare_once(images, labels, BatchTransform(mean=(0.4,) * 3, std=(0.3,) * 3, hflip=0.5), runtime) is None
+    assert Reconstruct().prepare_once(images, labels, plain, runtime) is None
+    assert Segment().prepare_once(images, labels, plain, runtime) is None
+
+
 def test_segment_moves_masks_with_their_images() -> None:
     images = torch.randint(0, 256, (16, 1, 10, 10), dtype=torch.uint8)
     masks = (images[:, 0] > 127).to(torch.uint8)  # the mask is a function of the pixel
