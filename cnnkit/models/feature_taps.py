@@ -52,6 +52,9 @@ class FeatureTaps(nn.Module):
         self.shapes = [tuple(int(s) for s in shape) for shape in shapes]
         self.grid = int(grid)
         self.sizes = [arith.grid_pool_features(shape, self.grid) for shape in self.shapes]
+        # each (C, H, W) layer's bins, from its known shape: plain ints, so tracing (ONNX, TorchScript) keeps them
+        self.bins = {name: arith.grid_pool_bins(shape[1:], self.grid) if len(shape) == 3 else None
+                     for name, shape in zip(self.layers, self.shapes, strict=True)}
         self.register_buffer("mean", torch.zeros(self.num_features))
         self.register_buffer("scale", torch.ones(self.num_features))
 
@@ -59,15 +62,12 @@ class FeatureTaps(nn.Module):
     def num_features(self) -> int:
         return sum(self.sizes)
 
-    def pool(self, output: torch.Tensor) -> torch.Tensor:
-        """One layer's output as features, float32: ``(N, C, H, W) -> (N, C*g_h*g_w)`` (channel-major), ``(N, F)`` as is."""
-        if output.dim() == 4:
-            bins = arith.grid_pool_bins((output.shape[-2], output.shape[-1]), self.grid)
+    def pool(self, name: str, output: torch.Tensor) -> torch.Tensor:
+        """Layer ``name``'s output as features, float32: ``(N, C, H, W) -> (N, C*g_h*g_w)`` (channel-major), ``(N, F)`` as is."""
+        bins = self.bins[name]
+        if bins is not None:
             return F.adaptive_avg_pool2d(output.float(), bins).flatten(1)  # (N, C, g_h, g_w) -> (N, C*g_h*g_w)
-        if output.dim() == 2:
-            return output.float()
-        raise ValueError(f"FeatureTaps: a tapped layer must output (N, C, H, W) or (N, F). Received: "
-                         f"{tuple(output.shape)}")
+        return output.float()
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
         """Standardise concatenated pooled features: ``(N, F) -> (N, F)``, ``(x - mean) / scale``."""
@@ -132,7 +132,7 @@ def tapping(network: nn.Module, taps: FeatureTaps, head: nn.Module) -> Iterator[
         def hook(module: nn.Module, args: Any, output: Any) -> None:
             if not isinstance(output, torch.Tensor):
                 raise ValueError(f"FeatureTaps: layer {name!r} returns {type(output).__name__}, not a tensor")
-            outputs[name].append(taps.pool(output))
+            outputs[name].append(taps.pool(name, output))
         return hook
 
     def swap(module: nn.Module, args: Any) -> tuple[torch.Tensor]:

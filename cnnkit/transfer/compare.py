@@ -36,7 +36,7 @@ class CompareRow:
 
     def as_dict(self) -> dict[str, Any]:
         return {"strategy": self.strategy, "accuracy": self.accuracy, "trainable_params": self.trainable_params,
-                "seconds": round(self.seconds, 1), "run_dir": self.run_dir}
+                "seconds": round(self.seconds, 3), "run_dir": self.run_dir}
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from pathlib import Path
@@ -80,6 +81,13 @@ def test_extract_run_evaluates_predicts_and_rebuilds(source: Path, tmp_path: Pat
     assert predict_run(result.run_dir, [file], top=1)[0].top[0].index == expected
     with pytest.raises(ValueError, match=r"was trained by `cnnkit transfer`.*`--resume` cannot continue"):
         resume(result.run_dir, epochs=9)
+    # the taps' hooks are traced into the exported file: ONNX Runtime computes what PyTorch computes
+    if importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("onnx") is not None:
+        from cnnkit.export import export
+
+        exported = export(result.run_dir, "onnx", tmp_path / "extract.onnx")
+        assert exported.checked_with == "onnxruntime" and exported.max_rel_diff is not None
+        assert exported.max_rel_diff < 1e-4
 
 
 def test_sklearn_heads_compute_what_scikit_learn_computes() -> None:
