@@ -389,6 +389,32 @@ def dense_macs(in_features: int, out_features: int) -> int:
     return in_features * out_features
 
 
+def grid_pool_bins(size: IntOrPair, grid: int) -> Pair:
+    """Bins per side when a ``(C, H, W)`` map is average-pooled to a ``grid x grid`` grid: ``min(grid, side)``.
+
+    A map smaller than the grid keeps its own size (no bin would be an
+    average of anything new). ``grid_pool_bins((7, 7), 2) == (2, 2)``,
+    ``grid_pool_bins((1, 1), 2) == (1, 1)``.
+    """
+    h, w = pair(size, "size", minimum=1)
+    if isinstance(grid, bool) or not isinstance(grid, int) or grid < 1:
+        raise ValueError(f"`grid` must be an int >= 1. Received: grid={grid!r}")
+    return (min(grid, h), min(grid, w))
+
+
+def grid_pool_features(shape: Sequence[int], grid: int) -> int:
+    """Features one layer output gives after grid pooling: ``C * min(grid, H) * min(grid, W)`` for ``(C, H, W)``, ``F`` for ``(F,)``.
+
+    Shapes are without the batch. Any other rank is a ``ValueError`` naming it.
+    """
+    if len(shape) == 1:
+        return int(shape[0])
+    if len(shape) != 3:
+        raise ValueError(f"grid pooling takes a (C, H, W) map or (F,) features. Received: shape={tuple(shape)}")
+    bins = grid_pool_bins((int(shape[1]), int(shape[2])), grid)
+    return int(shape[0]) * bins[0] * bins[1]
+
+
 # ----------------------------------------------------------------------------- receptive field
 
 

@@ -30,10 +30,11 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> None:
     parser = subparsers.add_parser(
         name, help=help_text, argument_default=argparse.SUPPRESS,
         description="Reuse a pretrained network for new classes, the slides' three ways: extract (features of the "
-                    "frozen base, a new classifier on them), freeze:K (the first K blocks frozen, the rest and a new "
-                    "head trained) or finetune (everything trains, the pretrained layers at a small rate, after the "
-                    "head alone). Frozen BatchNorm statistics stay frozen. `transfer compare` trains from scratch "
-                    "and with each strategy on the same split and reports accuracy, trainable parameters and time.",
+                    "frozen base, by default every block's output pooled on a 2x2 grid; a new classifier on them), "
+                    "freeze:K (the first K blocks frozen, the rest and a new head trained) or finetune (everything "
+                    "trains, the pretrained layers at a small rate, after the head alone). Frozen BatchNorm "
+                    "statistics stay frozen. `transfer compare` trains from scratch and with each strategy on the "
+                    "same split and reports accuracy, trainable parameters and time.",
         epilog="examples:\n"
                "  cnnkit transfer --base efficientnet_lite0 --data fashion-mnist --strategy extract --train-per-class 100\n"
                "  cnnkit transfer --base runs/fashion04 --data fashion-mnist --classes 5-9 --strategy freeze:4 "
@@ -41,6 +42,8 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> None:
                "  cnnkit transfer --base resnet18 --weights resnet18-f37072fd.pth --data folder:photos --strategy "
                "finetune\n"
                "  cnnkit transfer --strategy freeze:_blocks.9 --dry-run\n"
+               "  cnnkit transfer --base runs/fashion04 --data fashion-mnist --classes 5-9 --strategy extract "
+               "--features blocks:3 --dry-run\n"
                "  cnnkit transfer compare --base efficientnet_lite0 --data fashion-mnist --train-per-class 100 "
                "--out runs/compare",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -74,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     for flag in ("strategies", "scratch_model"):
         if getattr(args, flag) is not None:
             raise ValueError(f"--{flag.replace('_', '-')} belongs to `cnnkit transfer compare`")
-    from cnnkit.transfer import audit_text, transfer
+    from cnnkit.transfer import audit_text, features_text, transfer
 
     config = TransferConfig.from_dict(values)
     result = transfer(config, quiet=args.json, dry_run=args.dry_run)
@@ -89,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"blocks before the classifier ({result.frozen_blocks} of {len(result.blocks)} frozen):")
         for index, block in enumerate(result.blocks, start=1):
             print(f"  {index:>3} {'frozen' if index <= result.frozen_blocks else 'trains':<7} {block.describe()}")
+        print(f"\n{features_text(result)}")
         print(f"\nfreeze audit:\n{audit_text(result.audit)}\n")
         print(summary(result.model, result.input_shape, name=result.strategy).to_text(formulas=False))
         print(f"\n{result.trainable_params:,} of {result.total_params:,} parameters train; nothing was written")
@@ -122,7 +126,7 @@ def _compare(args: argparse.Namespace, values: dict[str, Any]) -> int:
     if "strategy" in values:
         raise ValueError("`transfer compare` runs several strategies: give them as --strategies scratch,extract,... "
                          f"instead of --strategy. Received: --strategy {values['strategy']}")
-    config = TransferConfig.from_dict(values)
+    config = TransferConfig.from_dict(values, shared=True)  # each run checks the options of its own strategy
     result = compare(config, out=out, strategies=args.strategies, scratch_model=args.scratch_model,
                      scratch_epochs=args.scratch_epochs, quiet=args.json)
     if args.json:

@@ -7,6 +7,12 @@ that turns the new data into what the base expects::
 
     (N, C, H, W) pixels in [0, 1] --adapter--> (N, 3, 224, 224) normalised --base, new head--> (N, classes)
 
+With :class:`~cnnkit.models.feature_taps.FeatureTaps` (``taps``), the head
+reads pooled, standardised outputs of several layers instead of its own input
+(``cnnkit transfer --strategy extract --features all``)::
+
+    ... --base, outputs of taps.layers pooled--> (N, F) --taps: standardise--> (N, F) --new head--> (N, classes)
+
 Everything a trained TransferNet needs is in its state dict and in the
 JSON description :func:`rebuild` reads, so a run directory can be rebuilt
 without the pretrained weight file.
@@ -21,6 +27,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from cnnkit.models.feature_taps import FeatureTaps, tapping
 
 # ITU-R 601-2 luma, as cnnkit.data.convert uses for grey images
 _LUMA = (0.299, 0.587, 0.114)
@@ -161,24 +169,37 @@ class KNNHead(nn.Module):
 
 
 class TransferNet(nn.Module):
-    """``adapter`` then ``network`` (the base, its classifier ``head_name`` replaced): ``(N, C, H, W) -> (N, classes)``."""
+    """``adapter`` then ``network`` (the base, its classifier ``head_name`` replaced): ``(N, C, H, W) -> (N, classes)``.
 
-    def __init__(self, adapter: InputAdapter, network: nn.Module, head_name: str) -> None:
+    With ``taps``, the head reads the tapped layers' pooled, standardised
+    outputs ``(N, taps.num_features)`` instead of its own input.
+    """
+
+    def __init__(self, adapter: InputAdapter, network: nn.Module, head_name: str,
+                 taps: FeatureTaps | None = None) -> None:
         super().__init__()
         self.adapter = adapter
         self.network = network
         self.head_name = head_name
+        self.taps = taps
 
     @property
     def head(self) -> nn.Module:
         return get_module(self.network, self.head_name)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.network(self.adapter(x))
+        if self.taps is None:
+            return self.network(self.adapter(x))
+        with tapping(self.network, self.taps, self.head):
+            return self.network(self.adapter(x))
 
     @contextlib.contextmanager
     def headless(self) -> Iterator[TransferNet]:
-        """Within the block, the network outputs the features its head would see: ``(N, C, H, W) -> (N, F)``."""
+        """Within the block, the network outputs the features its head would see: ``(N, C, H, W) -> (N, F)``.
+
+        With ``taps``: the standardised tap features (raw pooled ones while
+        ``taps`` is not yet fitted).
+        """
         head = self.head
         set_module(self.network, self.head_name, nn.Identity())
         try:
@@ -207,5 +228,7 @@ def rebuild(source: dict[str, Any], base: nn.Module) -> TransferNet:
     head = source["head"]
     set_module(base, head["name"], new_head(head))
     adapter = source["adapter"]
+    features = source.get("features")  # None: the head reads its own input (runs before multi-layer features too)
+    taps = FeatureTaps(features["layers"], features["shapes"], features["grid"]) if features else None
     return TransferNet(InputAdapter(adapter["in_channels"], adapter["channels"], adapter["size"], adapter["mean"],
-                                    adapter["std"]), base, head["name"])
+                                    adapter["std"]), base, head["name"], taps)

@@ -13,15 +13,16 @@
 
 from cnnkit.transfer.backbone import Base, load_base
 from cnnkit.transfer.compare import CompareResult, compare
-from cnnkit.transfer.config import Strategy, TransferConfig
+from cnnkit.transfer.config import Features, Strategy, TransferConfig
 from cnnkit.transfer.freeze import AuditRow, Block, audit, audit_text, blocks
-from cnnkit.transfer.strategies import TransferResult, transfer
+from cnnkit.transfer.strategies import TransferResult, features_text, transfer
 
 __all__ = [
     "AuditRow",
     "Base",
     "Block",
     "CompareResult",
+    "Features",
     "Strategy",
     "TransferConfig",
     "TransferResult",
@@ -29,6 +30,7 @@ __all__ = [
     "audit_text",
     "blocks",
     "compare",
+    "features_text",
     "load_base",
     "transfer",
 ]

@@ -36,7 +36,7 @@ class CompareRow:
 
     def as_dict(self) -> dict[str, Any]:
         return {"strategy": self.strategy, "accuracy": self.accuracy, "trainable_params": self.trainable_params,
-                "seconds": round(self.seconds, 1), "run_dir": self.run_dir}
+                "seconds": round(self.seconds, 3), "run_dir": self.run_dir}
 
 
 @dataclass
@@ -140,8 +140,9 @@ def compare(config: TransferConfig, *, out: str | Path | None = None, strategies
         options: dict[str, Any] = {"strategy": name, "out": str(run)}
         if extract:
             options["augment"] = []  # features are computed once, from the images as they are
-        elif config.classifier != "linear":
-            options["classifier"] = "linear"
+        else:  # the classifier and its features are extract's choices; the others train a dense head on the last features
+            defaults = TransferConfig()
+            options.update(classifier="linear", features=defaults.features, feature_grid=defaults.feature_grid)
         result = transfer(dataclasses.replace(config, **options), quiet=quiet)
         base_text, eval_split, eval_size, train_size = result.base, result.eval_split, result.eval_size, result.train_size
         rows.append(CompareRow(name, result.accuracy, result.trainable_params, result.seconds, str(run)))

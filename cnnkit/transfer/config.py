@@ -22,6 +22,7 @@ Classifier = Literal["linear", "logistic", "svm", "knn"]
 BatchNormPolicy = Literal["frozen", "train"]
 HEAD_STEPS = 1000  # optimizer steps of the head phase when --head-epochs is not given
 _STRATEGY = re.compile(r"^(extract|finetune|freeze:(.+))$")
+_LAYER_NAME = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,46 @@ class Strategy:
         return f"freeze:{self.blocks if self.blocks is not None else self.layer}"
 
 
+@dataclass(frozen=True)
+class Features:
+    """What extract's classifier reads: ``all`` / ``blocks:N`` block outputs, named ``layers``, or the ``last`` features.
+
+    ``all`` and ``blocks:N`` take each block's output (the blocks ``freeze:K``
+    counts); ``last`` is the input of the base's own classifier, unpooled and
+    unstandardised, as before multi-layer features existed.
+    """
+
+    kind: Literal["all", "blocks", "layers", "last"]
+    blocks: int | None = None  # blocks:N: the last N blocks before the classifier
+    layers: tuple[str, ...] = ()  # LAYER,LAYER: these layers' outputs, in this order
+
+    @classmethod
+    def parse(cls, text: str) -> Features:
+        message = (f"--features must be all, last, blocks:N (the last N blocks) or layer names separated by commas "
+                   f"(e.g. features.13,classifier.0). Received: {text!r}")
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(message)
+        text = text.strip()
+        if text in ("all", "last"):
+            return cls(text)  # type: ignore[arg-type]
+        if text.startswith("blocks:"):
+            count = text.removeprefix("blocks:")
+            if not count.isdigit() or int(count) < 1:
+                raise ValueError(f"--features blocks:N needs N >= 1. Received: {text!r}")
+            return cls("blocks", blocks=int(count))
+        names = tuple(part.strip() for part in text.split(","))
+        if not all(_LAYER_NAME.match(name) for name in names):
+            raise ValueError(message)
+        if len(set(names)) != len(names):
+            raise ValueError(f"--features names a layer twice. Received: {text!r}")
+        return cls("layers", layers=names)
+
+    def __str__(self) -> str:
+        if self.kind == "blocks":
+            return f"blocks:{self.blocks}"
+        return ",".join(self.layers) if self.kind == "layers" else self.kind
+
+
 @dataclass
 class TransferConfig:
     """One transfer run. Every field maps onto a ``cnnkit transfer`` flag of the same name (``_`` -> ``-``)."""
@@ -71,6 +112,8 @@ class TransferConfig:
     strategy: str = "finetune"  # extract, freeze:K, freeze:LAYER_NAME or finetune
     classifier: Classifier = "linear"  # extract: a trained dense head, or scikit-learn's logistic, svm or knn
     knn_k: int = 5  # --classifier knn: neighbours that vote
+    features: str = "all"  # extract: what the classifier reads: all (every block's output), blocks:N (the last N), LAYER,LAYER, or last (the old classifier's input)
+    feature_grid: int = 2  # extract, except --features last: each output is averaged over a GxG grid (1: global average), then all are concatenated and standardised
     input_size: int | None = None  # side of the square the base sees; None: the base's own, at most 4x the data's side
     epochs: int = 10  # epochs of the unfrozen layers and the head together (freeze and finetune, after the head phase)
     head_epochs: int | None = None  # the new head alone, on features computed once (extract; first, in freeze and finetune); None: ~1,000 steps
@@ -91,8 +134,12 @@ class TransferConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TransferConfig:
-        """Build and validate; unknown keys and wrong types are errors that name the key."""
+    def from_dict(cls, values: dict[str, Any], *, shared: bool = False) -> TransferConfig:
+        """Build and validate; unknown keys and wrong types are errors that name the key.
+
+        ``shared``: settings that several strategies share (``transfer
+        compare``), so options tied to one strategy are checked run by run.
+        """
         names = {f.name for f in dataclasses.fields(cls)}
         for key in values:
             if key not in names:
@@ -100,12 +147,16 @@ class TransferConfig:
                 hint = f" Did you mean {near[0]!r}?" if near else ""
                 raise ValueError(f"unknown transfer option {key!r}.{hint}")
         config = cls(**values)
-        config.validate()
+        config.validate(shared=shared)
         return config
 
     @property
     def parsed_strategy(self) -> Strategy:
         return Strategy.parse(self.strategy)
+
+    @property
+    def parsed_features(self) -> Features:
+        return Features.parse(self.features)
 
     def head_epochs_for(self, train_size: int) -> int:
         """Epochs of the head phase: as given, or enough for about 1,000 optimizer steps.
@@ -117,13 +168,21 @@ class TransferConfig:
             return self.head_epochs
         return math.ceil(HEAD_STEPS / math.ceil(train_size / self.batch_size))
 
-    def validate(self) -> None:
-        """Check types, ranges and choices; the message names the flag and the received value."""
+    def validate(self, *, shared: bool = False) -> None:
+        """Check types, ranges and choices; the message names the flag and the received value.
+
+        ``shared`` leaves out the checks that tie an option to ``strategy``
+        (``--classifier``, ``--features`` and ``--feature-grid`` belong to
+        extract, ``--augment`` to the others): ``transfer compare`` runs each
+        strategy with the options that apply to it.
+        """
         hints = typing.get_type_hints(type(self))
         for f in dataclasses.fields(self):
             _check_type(f.name, getattr(self, f.name), hints[f.name])
         strategy = self.parsed_strategy
-        counts = {"epochs": self.epochs, "batch_size": self.batch_size, "knn_k": self.knn_k}
+        features = self.parsed_features
+        counts = {"epochs": self.epochs, "batch_size": self.batch_size, "knn_k": self.knn_k,
+                  "feature_grid": self.feature_grid}
         for name, value in counts.items():
             if value < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1. Received: {value}")
@@ -140,12 +199,26 @@ class TransferConfig:
         if self.weight_decay < 0 or not 0 <= self.label_smoothing < 1 or not 0 <= self.val_split < 1:
             raise ValueError(f"--weight-decay must be >= 0, --label-smoothing and --val-split in [0, 1). Received: "
                              f"{self.weight_decay}, {self.label_smoothing}, {self.val_split}")
-        if self.classifier != "linear" and strategy.kind != "extract":
-            raise ValueError(f"--classifier {self.classifier} works on extracted features: it needs --strategy extract. "
-                             f"Received: --strategy {self.strategy}")
+        defaults = TransferConfig()
+        if features.kind == "last" and self.feature_grid != defaults.feature_grid:
+            raise ValueError(f"--feature-grid pools block or layer outputs; --features last reads the old classifier's "
+                             f"input as it is. Received: --feature-grid {self.feature_grid}")
         for name in self.augment:
             if name not in AUGMENTATIONS:
                 raise ValueError(f"--augment: unknown augmentation {name!r}; choose from {', '.join(AUGMENTATIONS)}")
+        if not shared:
+            self._validate_for_strategy(strategy, defaults)
+
+    def _validate_for_strategy(self, strategy: Strategy, defaults: TransferConfig) -> None:
+        """The options that only one kind of strategy reads must not be given to another."""
+        if self.classifier != "linear" and strategy.kind != "extract":
+            raise ValueError(f"--classifier {self.classifier} works on extracted features: it needs --strategy extract. "
+                             f"Received: --strategy {self.strategy}")
+        if strategy.kind != "extract" and (self.features != defaults.features
+                                           or self.feature_grid != defaults.feature_grid):
+            raise ValueError(f"--features and --feature-grid choose what --strategy extract's classifier reads; freeze:K "
+                             f"and finetune train their head on the base's last features. Received: --strategy "
+                             f"{self.strategy}, --features {self.features}, --feature-grid {self.feature_grid}")
         if self.augment and strategy.kind == "extract":
             raise ValueError("--augment does not apply to --strategy extract: its features are computed once, from "
                              "the images as they are; use freeze:K or finetune to train on augmented images")

@@ -1,15 +1,20 @@
 """Case 1 of the slides: features from the layers before the classifier, computed once, and a new classifier on them.
 
-The backbone runs once over every image, in eval mode and without gradients;
-then any classifier trains on the cached ``(N, F)`` features in seconds: a
-dense head trained like a network (:func:`train_linear_head`), or a
-scikit-learn classifier (:func:`fit_sklearn_head`), which is turned back into
-a layer so the run stays an ordinary network that ``evaluate`` and
-``predict`` can use.
+The features are by default the outputs of every block of the base, each
+averaged over a 2x2 grid, concatenated and standardised
+(:class:`cnnkit.models.feature_taps.FeatureTaps`; :func:`tap_layers` says
+which layer gives each block's output); ``--features last`` is the old
+classifier's input alone. The backbone runs once over every image, in eval
+mode and without gradients; then any classifier trains on the cached
+``(N, F)`` features in seconds: a dense head trained like a network
+(:func:`train_linear_head`), or a scikit-learn classifier
+(:func:`fit_sklearn_head`), which is turned back into a layer so the run
+stays an ordinary network that ``evaluate`` and ``predict`` can use.
 """
 
 from __future__ import annotations
 
+import difflib
 import math
 import time
 from collections.abc import Callable
@@ -24,6 +29,85 @@ from cnnkit.training.config import TrainConfig
 from cnnkit.training.hardware import Runtime
 from cnnkit.training.loop import seed_for
 from cnnkit.training.optim import make_optimizer, make_scheduler
+from cnnkit.transfer.config import Features
+from cnnkit.transfer.freeze import Block
+
+Shape = tuple[int, ...]
+
+
+def layer_outputs(network: nn.Module, x: torch.Tensor) -> dict[str, tuple[int, Shape | None]]:
+    """For each named module of ``network``: how many times one pass of ``x`` ran it, and its last output's shape.
+
+    Shapes are without the batch; None for an output that is not a tensor.
+    The pass runs in eval mode without gradients (BatchNorm statistics do not
+    move) and every module's mode is restored afterwards.
+    """
+    seen: dict[str, tuple[int, Shape | None]] = {}
+
+    def record(name: str) -> Callable[..., None]:
+        def hook(module: nn.Module, args: Any, output: Any) -> None:
+            shape = tuple(output.shape[1:]) if isinstance(output, torch.Tensor) else None
+            seen[name] = (seen.get(name, (0, None))[0] + 1, shape)
+        return hook
+
+    handles = [module.register_forward_hook(record(name)) for name, module in network.named_modules() if name]
+    modes = {module: module.training for module in network.modules()}
+    try:
+        network.eval()
+        with torch.no_grad():
+            network(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+        for module, mode in modes.items():
+            module.train(mode)
+    return seen
+
+
+def tap_layers(network: nn.Module, head: str, found: list[Block], features: Features,
+               x: torch.Tensor) -> tuple[list[str], list[Shape]]:
+    """The layers whose outputs ``features`` names, and their output shapes ``(C, H, W)`` or ``(F,)``; none for ``last``.
+
+    A block's output is that of its last layer that runs exactly once per
+    pass (a ReLU module shared by several blocks runs more often and has no
+    single output): ``features.19`` rather than a shared ``relu``. ``x`` is
+    one batch as the network takes it (after the input adapter).
+    """
+    if features.kind == "last":
+        return [], []
+    seen = layer_outputs(network, x)
+
+    def usable(name: str) -> bool:
+        count, shape = seen.get(name, (0, None))
+        return count == 1 and shape is not None and len(shape) in (1, 3)
+
+    if features.kind == "layers":
+        names = list(features.layers)
+        for name in names:
+            if name == head or name.startswith(f"{head}.") or head.startswith(f"{name}."):
+                raise ValueError(f"--features {features}: {name!r} is or holds the classifier {head!r}, which the new "
+                                 f"head replaces; name layers before it")
+            if name not in dict(network.named_modules()):
+                near = difflib.get_close_matches(name, [n for b in found for n in b.layers], n=3, cutoff=0.5)
+                hint = f" Did you mean {', '.join(near)}?" if near else ""
+                raise ValueError(f"--features {features}: the base network has no layer {name!r}.{hint}")
+            if not usable(name):
+                count, shape = seen.get(name, (0, None))
+                raise ValueError(f"--features {features}: layer {name!r} must run once per pass and output (N, C, H, W) "
+                                 f"or (N, F). Received: it ran {count} times, output shape {shape}")
+    else:
+        if features.kind == "blocks" and features.blocks is not None and features.blocks > len(found):
+            raise ValueError(f"--features {features}: the base network has {len(found)} blocks before its classifier; "
+                             f"N must be 1 to {len(found)}")
+        chosen = found if features.kind == "all" else found[len(found) - (features.blocks or 0):]
+        names = []
+        for block in chosen:
+            outputs = [name for name in block.layers if usable(name)]
+            if not outputs:
+                raise ValueError(f"--features {features}: block {block.name} has no layer that runs once per pass with "
+                                 f"an (N, C, H, W) or (N, F) output; name layers with --features LAYER,LAYER")
+            names.append(outputs[-1])
+    return names, [shape for name in names if (shape := seen[name][1]) is not None]  # every name is usable()
 
 
 def extract_features(net: TransferNet, images: torch.Tensor, runtime: Runtime, batch_size: int = 64,

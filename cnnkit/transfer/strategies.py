@@ -1,7 +1,9 @@
 """``transfer(config)``: the slides' three ways to reuse a pretrained network, each writing an ordinary run directory.
 
-1. ``extract``: the base frozen whole; its features computed once; a new
-   classifier (a dense head, or logistic regression, an SVM, kNN) on them.
+1. ``extract``: the base frozen whole; its features (by default every
+   block's output, pooled on a 2x2 grid, concatenated and standardised)
+   computed once; a new classifier (a dense head, or logistic regression, an
+   SVM, kNN) on them.
 2. ``freeze:K``: the first K blocks frozen (weights and BatchNorm statistics);
    the later blocks train at ``backbone_lr * lr``, the new head at ``lr``.
 3. ``finetune``: every layer trains, the pretrained ones at the small rate.
@@ -27,7 +29,8 @@ import torch
 from torch import nn
 
 from cnnkit.data import BatchTransform
-from cnnkit.models.transfer_net import InputAdapter, TransferNet, get_module, new_head, set_module
+from cnnkit.models.feature_taps import FeatureTaps
+from cnnkit.models.transfer_net import InputAdapter, KNNHead, TransferNet, get_module, new_head, set_module
 from cnnkit.training import rundir
 from cnnkit.training.config import TrainConfig
 from cnnkit.training.hardware import Runtime, choose
@@ -37,7 +40,7 @@ from cnnkit.training.progress import Reporter
 from cnnkit.training.tasks import evaluate_batches
 from cnnkit.transfer.backbone import Base, load_base
 from cnnkit.transfer.config import Strategy, TransferConfig
-from cnnkit.transfer.features import extract_features, fit_sklearn_head, train_linear_head
+from cnnkit.transfer.features import extract_features, fit_sklearn_head, tap_layers, train_linear_head
 from cnnkit.transfer.freeze import AuditRow, Block, audit, blocks, freeze, freeze_batchnorm, resolve
 
 
@@ -55,6 +58,7 @@ class TransferResult:
     blocks: list[Block]
     frozen_blocks: int
     audit: list[AuditRow]
+    features: dict[str, Any] | None  # extract with --features other than last: the tapped layers (FeatureTaps.to_dict)
     seconds: float  # features, training and the final evaluation
     runtime: str
     model: TransferNet
@@ -67,10 +71,22 @@ class TransferResult:
         return {"run_dir": None if self.run_dir is None else str(self.run_dir), "strategy": self.strategy,
                 "base": self.base, "eval_split": self.eval_split, "accuracy": self.accuracy,
                 "trainable_params": self.trainable_params, "total_params": self.total_params,
-                "blocks": [b.name for b in self.blocks], "frozen_blocks": self.frozen_blocks,
+                "blocks": [b.name for b in self.blocks], "frozen_blocks": self.frozen_blocks, "features": self.features,
                 "seconds": self.seconds, "runtime": self.runtime, "input_shape": list(self.input_shape),
                 "train_size": self.train_size, "eval_size": self.eval_size, "history": self.history,
                 "audit": [row.as_dict() for row in self.audit]}
+
+
+def features_text(result: TransferResult) -> str:
+    """What the new head reads, for ``--dry-run``: each tapped layer with its output shape and pooled size."""
+    taps = result.model.taps
+    if taps is None:
+        head = result.model.head
+        width = head.features.shape[1] if isinstance(head, KNNHead) else getattr(head, "in_features", 0)
+        return f"the new head reads what the old classifier read: {width:,} features"
+    lines = [f"the new head reads {taps.num_features:,} features, standardised on the training images: the outputs of "
+             f"{len(taps.layers)} layers, each averaged over a {taps.grid}x{taps.grid} grid"]
+    return "\n".join(lines + [f"  {line}" for line in taps.describe()])
 
 
 def default_input_size(base_size: tuple[int, int], data_size: tuple[int, int]) -> tuple[int, int]:
@@ -80,22 +96,35 @@ def default_input_size(base_size: tuple[int, int], data_size: tuple[int, int]) -
 
 def build(base: Base, data_shape: tuple[int, int, int], num_classes: int, config: TransferConfig,
           train_size: int) -> tuple[TransferNet, dict[str, Any]]:
-    """The base behind an input adapter, with a new untrained head; and the ``model.json`` source that rebuilds it."""
+    """The base behind an input adapter, with a new untrained head; and the ``model.json`` source that rebuilds it.
+
+    For ``extract``, the head reads what ``config.features`` names
+    (:func:`tap_layers`, one probe pass of a zero image), pooled on a
+    ``config.feature_grid`` grid; else the old classifier's input.
+    """
     old = get_module(base.model, base.classifier)
     assert isinstance(old, nn.Linear)  # find_classifier guarantees it
-    head: dict[str, Any] = {"name": base.classifier, "type": "linear", "in_features": old.in_features,
-                            "num_classes": num_classes}
-    if config.classifier == "knn":
-        head.update(type="knn", k=config.knn_k, samples=train_size)
     size = ((config.input_size, config.input_size) if config.input_size is not None
             else default_input_size(base.input_shape[1:], data_shape[1:]))
     adapter = InputAdapter(data_shape[0], base.input_shape[0], size, base.mean, base.std)
+    taps = None
+    if config.parsed_strategy.kind == "extract":
+        probe = adapter(torch.zeros((1, *data_shape), device=old.weight.device))  # (1, C, size[0], size[1])
+        layers, shapes = tap_layers(base.model, base.classifier, blocks(base.model, base.classifier),
+                                    config.parsed_features, probe)
+        taps = FeatureTaps(layers, shapes, config.feature_grid) if layers else None
+    head: dict[str, Any] = {"name": base.classifier, "type": "linear",
+                            "in_features": taps.num_features if taps is not None else old.in_features,
+                            "num_classes": num_classes}
+    if config.classifier == "knn":
+        head.update(type="knn", k=config.knn_k, samples=train_size)
     set_module(base.model, base.classifier, new_head(head))
-    net = TransferNet(adapter, base.model, base.classifier)
+    net = TransferNet(adapter, base.model, base.classifier, taps)
     name = base.source.get("name", "base")
     source = {"kind": "transfer", "name": f"{name}-{config.strategy.replace(':', '')}", "base": base.source,
               "base_input_shape": list(base.input_shape), "head": head, "adapter": adapter.to_dict(),
-              "strategy": config.strategy, "base_description": base.description}
+              "features": taps.to_dict() if taps is not None else None, "strategy": config.strategy,
+              "base_description": base.description}
     return net, source
 
 
@@ -206,8 +235,8 @@ def transfer(config: TransferConfig | None = None, *, quiet: bool = False, dry_r
     params = list(net.parameters())
     result = TransferResult(None, str(strategy), base.description, eval_split, None,
                             sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params),
-                            found, frozen, audit(net), 0.0, runtime.describe(), net, shape, len(splits.train),
-                            0 if evaluation is None else len(evaluation))
+                            found, frozen, audit(net), source["features"], 0.0, runtime.describe(), net, shape,
+                            len(splits.train), 0 if evaluation is None else len(evaluation))
     if dry_run:
         return result
     run = Path(config.out) if config.out else Path("runs") / (
@@ -221,7 +250,10 @@ def transfer(config: TransferConfig | None = None, *, quiet: bool = False, dry_r
     created = not run.exists()
     run.mkdir(parents=True, exist_ok=True)
     try:
-        rundir.write_json(run / "config.json", config.to_dict())
+        recorded = config.to_dict()
+        if net.taps is not None:  # the layers --features resolved to, by name: what the run really read
+            recorded["features"] = ",".join(net.taps.layers)
+        rundir.write_json(run / "config.json", recorded)
         rundir.write_json(run / "model.json", meta)
         from cnnkit.summarize import summary
 
@@ -229,6 +261,9 @@ def transfer(config: TransferConfig | None = None, *, quiet: bool = False, dry_r
         _log(quiet, f"transfer {base.description} -> {config.data} ({len(splits.train):,} training images, "
                     f"{splits.num_classes} classes), strategy {strategy}: {frozen} of {len(found)} blocks frozen, "
                     f"{result.trainable_params:,} of {result.total_params:,} parameters train; {runtime.describe()} -> {run}")
+        if net.taps is not None:
+            _log(quiet, f"the classifier reads {net.taps.num_features:,} standardised features: the outputs of "
+                        f"{', '.join(net.taps.layers)}, each averaged over a {net.taps.grid}x{net.taps.grid} grid")
         started = time.perf_counter()
         result.history = _train(net, strategy, config, splits.train, evaluation, eval_split, transform, runtime, run,
                                 quiet)
@@ -291,12 +326,20 @@ def _head_phase(net: TransferNet, strategy: Strategy, config: TransferConfig, tr
             shown["next"] += 0.25
 
     _log(quiet, "computing the base's features once (eval mode, no gradients)")
+    if net.taps is not None:
+        net.taps.reset()  # raw pooled features out; their standardisation is measured on the training images below
     train_features = extract_features(net, train_set.images, runtime, report=report)
     train_labels = train_set.labels.cpu()
     evaluated = None
     if strategy.kind == "extract" and evaluation is not None:
         shown["next"] = 0.0
         evaluated = (extract_features(net, evaluation.images, runtime, report=report), evaluation.labels.cpu())
+    if net.taps is not None:
+        net.taps.fit(train_features.to(net.taps.mean.device))
+        with torch.no_grad():
+            train_features = net.taps(train_features.to(net.taps.mean.device)).cpu()
+            if evaluated is not None:
+                evaluated = (net.taps(evaluated[0].to(net.taps.mean.device)).cpu(), evaluated[1])
     head = net.head.cpu().float()
     if config.classifier == "linear":
         assert isinstance(head, nn.Linear)

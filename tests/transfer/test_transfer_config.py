@@ -26,6 +26,12 @@ def test_strategies_parse() -> None:
         ({"strategy": "extract", "head_epochs": 0}, r"--strategy extract trains the dense head for --head-epochs"),
         ({"batchnorm": "eval"}, r"--batchnorm must be one of frozen, train. Received: 'eval'"),
         ({"stratgy": "extract"}, r"unknown transfer option 'stratgy'. Did you mean 'strategy'\?"),
+        ({"strategy": "finetune", "features": "last"}, r"--features and --feature-grid choose what --strategy extract's "
+                                                       r"classifier reads.*Received: --strategy finetune, --features last"),
+        ({"strategy": "extract", "feature_grid": 0}, r"--feature-grid must be at least 1. Received: 0"),
+        ({"strategy": "extract", "features": "last", "feature_grid": 1}, r"--features last reads the old classifier's "
+                                                                        r"input as it is. Received: --feature-grid 1"),
+        ({"strategy": "extract", "features": "blocks:x"}, r"--features blocks:N needs N >= 1"),
     ],
 )
 def test_bad_options_name_the_flag(values: dict, message: str) -> None:
@@ -38,3 +44,10 @@ def test_head_epochs_default_to_about_a_thousand_steps() -> None:
     assert config.head_epochs_for(1000) == 32  # 32 steps an epoch
     assert config.head_epochs_for(100) == 250  # 4 steps an epoch
     assert TransferConfig(head_epochs=7).head_epochs_for(100) == 7
+
+
+def test_compare_settings_leave_strategy_checks_to_each_run() -> None:
+    shared = {"features": "blocks:2", "classifier": "logistic", "augment": ["flip"]}
+    assert TransferConfig.from_dict(shared, shared=True).features == "blocks:2"  # extract reads some, finetune others
+    with pytest.raises(ValueError, match=r"--classifier logistic works on extracted features"):
+        TransferConfig.from_dict(shared)

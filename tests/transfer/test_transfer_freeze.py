@@ -51,20 +51,29 @@ def test_frozen_weights_and_statistics_do_not_change(strategy: str, tmp_path: Pa
         assert any(k.startswith("_blocks.15.") and k.endswith("_conv.weight") for k in changed)
         assert any(k.startswith("_blocks.11.") and k.endswith("running_var") for k in changed)
         assert not any(_layer_of(k, frozen_layers) for k in changed)
-    assert trained["network._fc.weight"].shape == (10, 1280)  # the new head, for the digits' 10 classes
+    # the new head, for the digits' 10 classes: on the old classifier's 1,280 features, or on extract's pooled block
+    # outputs (every block's, by default), whose standardisation is saved beside it
+    features = sum(result.features["sizes"]) if strategy == "extract" else 1280
+    assert trained["network._fc.weight"].shape == (10, features)
+    assert (strategy == "extract") == ("taps.mean" in trained)
 
 
 def test_audit_of_each_strategy() -> None:
     counts = {}
-    for text in ("extract", "freeze:12", "finetune"):
+    for text, features in (("extract", "last"), ("extract", "all"), ("freeze:12", "all"), ("finetune", "all")):
         base = load_base("efficientnet_lite0")
-        config = TransferConfig(strategy=text, batchnorm="frozen" if text != "finetune" else "train")
+        config = TransferConfig(strategy=text, batchnorm="frozen" if text != "finetune" else "train", features=features)
         net, _ = build(base, (1, 8, 8), 10, config, 100)
         found, frozen = apply_strategy(net, Strategy.parse(text), config.batchnorm)
         rows = audit(net)
-        counts[text] = (frozen, sum(r.trainable == "no" for r in rows), sum(r.statistics == "frozen" for r in rows),
-                        sum(p.numel() for p in net.parameters() if p.requires_grad))
+        counts[text if features == "all" else f"{text} {features}"] = (
+            frozen, sum(r.trainable == "no" for r in rows), sum(r.statistics == "frozen" for r in rows),
+            sum(p.numel() for p in net.parameters() if p.requires_grad))
         assert len(found) == len(blocks(net.network, "_fc")) == 18
-    assert counts["extract"] == (18, 98, 49, 12_810)  # 49 convolutions + 49 BatchNorms frozen; only the head trains
+        # the tapped layers are one row of the audit, with no parameters, only for extract's pooled features
+        assert [r.type for r in rows if r.name == "taps"] == (["FeatureTaps"] if text == "extract" and features == "all" else [])
+    assert counts["extract last"] == (18, 98, 49, 12_810)  # 49 convolutions + 49 BatchNorms frozen; only the head trains
+    # every block's output pooled: at 8x8 -> 32x32 the maps are small (1x1 to 16x16), 5,376 features into the head
+    assert counts["extract"] == (18, 98, 49, 5_376 * 10 + 10)
     assert counts["freeze:12"][0] == 12 and counts["freeze:12"][2] == 49  # batchnorm=frozen: every statistic fixed
     assert counts["finetune"] == (0, 0, 0, 3_383_818)  # batchnorm=train: everything trains, statistics update

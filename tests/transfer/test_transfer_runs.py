@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from pathlib import Path
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from safetensors.torch import load_file
 
 from cnnkit.cli import main
 from cnnkit.data import load
@@ -53,7 +55,17 @@ def test_extract_run_evaluates_predicts_and_rebuilds(source: Path, tmp_path: Pat
     result = transfer(base=str(source), strategy="extract", head_epochs=40, lr=1e-2, out=str(tmp_path / "extract"),
                       quiet=True, **COMMON)
     assert result.run_dir is not None and result.accuracy is not None and result.accuracy > 0.7
-    assert result.trainable_params == 64 * 5 + 5  # only the new head
+    # only the new head trains; it reads every block's output, pooled on a 2x2 grid (a 4x4 map) or as it is
+    assert result.features == {"layers": ["maxpool1", "flatten1", "relu3"], "shapes": [[16, 4, 4], [512], [64]],
+                               "grid": 2, "sizes": [64, 512, 64]}
+    assert result.trainable_params == (64 + 512 + 64) * 5 + 5
+    config = json.loads((result.run_dir / "config.json").read_text())
+    assert config["features"] == "maxpool1,flatten1,relu3" and config["feature_grid"] == 2
+    # frozen means frozen: every weight and statistic of the base is bit-for-bit the source run's
+    trained, original = load_file(str(result.run_dir / "model.safetensors")), load_file(str(source / "model.safetensors"))
+    for key, value in original.items():
+        if not key.startswith("dense2."):  # the old classifier, replaced
+            assert torch.equal(trained[f"network.{key}"], value), key
     # evaluate rebuilds the network from model.json alone and runs every test image through it, whole
     evaluated = evaluate(result.run_dir, figures=False)
     assert evaluated.count == 179 and abs(evaluated.accuracy - result.accuracy) <= 1 / 179
@@ -69,6 +81,13 @@ def test_extract_run_evaluates_predicts_and_rebuilds(source: Path, tmp_path: Pat
     assert predict_run(result.run_dir, [file], top=1)[0].top[0].index == expected
     with pytest.raises(ValueError, match=r"was trained by `cnnkit transfer`.*`--resume` cannot continue"):
         resume(result.run_dir, epochs=9)
+    # the taps' hooks are traced into the exported file: ONNX Runtime computes what PyTorch computes
+    if importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("onnx") is not None:
+        from cnnkit.export import export
+
+        exported = export(result.run_dir, "onnx", tmp_path / "extract.onnx")
+        assert exported.checked_with == "onnxruntime" and exported.max_rel_diff is not None
+        assert exported.max_rel_diff < 1e-4
 
 
 def test_sklearn_heads_compute_what_scikit_learn_computes() -> None:
@@ -109,7 +128,7 @@ def test_compare_cli_runs_every_strategy_on_one_split(source: Path, tmp_path: Pa
     report = json.loads(capsys.readouterr().out)
     rows = {row["strategy"]: row for row in report["results"]}
     assert list(rows) == ["scratch", "extract", "freeze:2", "finetune"]  # two thirds of the base's 3 blocks frozen
-    assert rows["extract"]["trainable_params"] == 325 < rows["freeze:2"]["trainable_params"]
+    assert rows["extract"]["trainable_params"] == 640 * 5 + 5 < rows["freeze:2"]["trainable_params"]
     assert rows["finetune"]["trainable_params"] == rows["scratch"]["trainable_params"] == 38_053
     assert all(0 < row["accuracy"] <= 1 and row["seconds"] > 0 for row in rows.values())
     assert report["eval_size"] == 179 and report["train_size"] == 100
@@ -127,5 +146,11 @@ def test_cli_dry_run_prints_the_audit(source: Path, capsys: pytest.CaptureFixtur
     assert re.search(r"network.batchnorm1  FrozenBatchNorm2d +32  no +frozen\n", out)  # frozen block: statistics fixed
     assert re.search(r"network.batchnorm2  BatchNorm2d +64  yes +update\n", out)
     assert "no, stats frozen" in out and "nothing was written" in out  # the summary's trainable column
+    assert main(["transfer", "--base", str(source), "--data", "digits", "--classes", "5-9", "--strategy", "extract",
+                 "--features", "blocks:2", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert ("the new head reads 576 features, standardised on the training images: the outputs of 2 layers, each "
+            "averaged over a 2x2 grid\n  flatten1  512 -> 512\n  relu3     64 -> 64\n") in out
+    assert re.search(r"\ntaps +FeatureTaps +0  -\n", out)  # in the audit: no parameters, nothing trains
     assert main(["transfer", "--base", str(source), "--data", "digits", "--strategy", "freeze:9", "--dry-run"]) == 2
     assert "the base network has 3 blocks before its classifier (1:conv1, 2:conv2, 3:dense1); K must be 1 to 3" in capsys.readouterr().err
