@@ -16,6 +16,7 @@ from torch import nn
 
 from cnnkit import arith
 from cnnkit import layers as L
+from cnnkit.hooks import evaluating, first_tensor
 from cnnkit.summarize.facts import GLOBAL, POINTWISE, LayerFacts, Shape, layer_facts
 
 
@@ -87,19 +88,6 @@ class ModelSummary:
 Call = tuple[str, nn.Module, torch.Tensor | None, torch.Tensor | None, int]
 
 
-def _first_tensor(value: Any) -> torch.Tensor | None:
-    if isinstance(value, torch.Tensor):
-        return value
-    if isinstance(value, list | tuple):
-        for item in value:
-            found = _first_tensor(item)
-            if found is not None:
-                return found
-    if isinstance(value, dict):
-        return _first_tensor(list(value.values()))
-    return None
-
-
 def _shown_modules(model: nn.Module, depth: int) -> list[tuple[str, nn.Module]]:
     """Leaves down to ``depth``, and the containers at exactly ``depth`` (collapsed into one row)."""
     shown = []
@@ -152,13 +140,13 @@ def summary(
 
         def hook(module: nn.Module, inputs: Any, output: Any) -> None:
             running.pop()
-            calls.append((name, module, _first_tensor(inputs), _first_tensor(output), inner_macs.pop()))
+            calls.append((name, module, first_tensor(inputs), first_tensor(output), inner_macs.pop()))
 
         return pre_hook, hook
 
     def leaf_hook(module: nn.Module, inputs: Any, output: Any) -> None:
         if inner_macs:
-            x, y = _first_tensor(inputs), _first_tensor(output)
+            x, y = first_tensor(inputs), first_tensor(output)
             shapes = [tuple(t.shape[1:]) if t is not None else None for t in (x, y)]
             inner_macs[-1] += layer_facts(module, shapes[0], shapes[1]).macs
 
@@ -171,11 +159,9 @@ def summary(
     for module in model.modules():
         if id(module) not in shown_ids and next(module.children(), None) is None:
             handles.append(module.register_forward_hook(leaf_hook))
-    modes = {module: module.training for module in model.modules()}
     x = torch.zeros((1, *shape), dtype=dtype, device=device)
     try:
-        model.eval()
-        with torch.no_grad():
+        with evaluating(model), torch.no_grad():
             model(x)
     except (RuntimeError, ValueError, TypeError, IndexError) as error:
         where = f" in layer {running[-1]!r}" if running else ""
@@ -187,8 +173,6 @@ def summary(
     finally:
         for handle in handles:
             handle.remove()
-        for module, mode in modes.items():
-            module.train(mode)
     result = _assemble(model, shape, calls, dtype)
     if name:
         result.model_name = name

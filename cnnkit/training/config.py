@@ -86,12 +86,7 @@ class TrainConfig:
         Options not in ``values`` take the recipe's (``recipe``), then the task's
         (:data:`TASK_DEFAULTS`), then the field's default.
         """
-        names = {f.name for f in dataclasses.fields(cls)}
-        for key in values:
-            if key not in names:
-                near = difflib.get_close_matches(key, names, n=1)
-                hint = f" Did you mean {near[0]!r}?" if near else ""
-                raise ValueError(f"unknown training option {key!r}.{hint}")
+        reject_unknown_options(cls, values, "training")
         task_defaults = TASK_DEFAULTS.get(values.get("task", "classify"), {})  # an unknown task fails in validate
         recipe = recipe_options(values["recipe"]) if values.get("recipe") is not None else {}
         config = cls(**{**copy.deepcopy(task_defaults), **recipe, **values})
@@ -100,9 +95,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Check types, ranges and choices; the message names the option and the received value."""
-        hints = typing.get_type_hints(type(self))
-        for f in dataclasses.fields(self):
-            _check_type(f.name, getattr(self, f.name), hints[f.name])
+        check_field_types(self)
         positive: dict[str, int] = {"epochs": self.epochs, "batch_size": self.batch_size, "step_epochs": self.step_epochs,
                                     "eval_every": self.eval_every}
         for name, value in positive.items():
@@ -159,6 +152,23 @@ class TrainConfig:
     @property
     def learning_rate(self) -> float:
         return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
+
+
+def reject_unknown_options(config_class: type, values: dict[str, Any], what: str) -> None:
+    """A key of ``values`` that is not a field of the dataclass ``config_class`` is a ``ValueError`` naming it."""
+    names = {f.name for f in dataclasses.fields(config_class)}
+    for key in values:
+        if key not in names:
+            near = difflib.get_close_matches(key, names, n=1)
+            hint = f" Did you mean {near[0]!r}?" if near else ""
+            raise ValueError(f"unknown {what} option {key!r}.{hint}")
+
+
+def check_field_types(config: Any) -> None:
+    """Each field of the dataclass instance ``config`` against its type hint; the message names the flag and value."""
+    hints = typing.get_type_hints(type(config))
+    for f in dataclasses.fields(config):
+        _check_type(f.name, getattr(config, f.name), hints[f.name])
 
 
 def _check_type(name: str, value: Any, hint: Any) -> None:

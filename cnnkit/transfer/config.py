@@ -9,14 +9,12 @@ training run's.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import re
-import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from cnnkit.training.config import AUGMENTATIONS, Device, Precision, _check_type
+from cnnkit.training.config import AUGMENTATIONS, Device, Precision, check_field_types, reject_unknown_options
 
 Classifier = Literal["linear", "logistic", "svm", "knn"]
 BatchNormPolicy = Literal["frozen", "train"]
@@ -140,12 +138,7 @@ class TransferConfig:
         ``shared``: settings that several strategies share (``transfer
         compare``), so options tied to one strategy are checked run by run.
         """
-        names = {f.name for f in dataclasses.fields(cls)}
-        for key in values:
-            if key not in names:
-                near = difflib.get_close_matches(key, names, n=1)
-                hint = f" Did you mean {near[0]!r}?" if near else ""
-                raise ValueError(f"unknown transfer option {key!r}.{hint}")
+        reject_unknown_options(cls, values, "transfer")
         config = cls(**values)
         config.validate(shared=shared)
         return config
@@ -176,9 +169,7 @@ class TransferConfig:
         extract, ``--augment`` to the others): ``transfer compare`` runs each
         strategy with the options that apply to it.
         """
-        hints = typing.get_type_hints(type(self))
-        for f in dataclasses.fields(self):
-            _check_type(f.name, getattr(self, f.name), hints[f.name])
+        check_field_types(self)
         strategy = self.parsed_strategy
         features = self.parsed_features
         counts = {"epochs": self.epochs, "batch_size": self.batch_size, "knn_k": self.knn_k,

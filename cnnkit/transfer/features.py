@@ -38,29 +38,18 @@ Shape = tuple[int, ...]
 def layer_outputs(network: nn.Module, x: torch.Tensor) -> dict[str, tuple[int, Shape | None]]:
     """For each named module of ``network``: how many times one pass of ``x`` ran it, and its last output's shape.
 
-    Shapes are without the batch; None for an output that is not a tensor.
-    The pass runs in eval mode without gradients (BatchNorm statistics do not
-    move) and every module's mode is restored afterwards.
+    Shapes are without the batch; None for an output without a tensor. The
+    pass (:func:`cnnkit.visualize.probe.run`) runs in eval mode without
+    gradients, so BatchNorm statistics do not move; every module's mode is
+    restored afterwards.
     """
+    from cnnkit.visualize.probe import run  # the hooked forward pass of visualize: feature maps, Grad-CAM
+
+    with torch.no_grad():
+        sequence = run(network, x).sequence
     seen: dict[str, tuple[int, Shape | None]] = {}
-
-    def record(name: str) -> Callable[..., None]:
-        def hook(module: nn.Module, args: Any, output: Any) -> None:
-            shape = tuple(output.shape[1:]) if isinstance(output, torch.Tensor) else None
-            seen[name] = (seen.get(name, (0, None))[0] + 1, shape)
-        return hook
-
-    handles = [module.register_forward_hook(record(name)) for name, module in network.named_modules() if name]
-    modes = {module: module.training for module in network.modules()}
-    try:
-        network.eval()
-        with torch.no_grad():
-            network(x)
-    finally:
-        for handle in handles:
-            handle.remove()
-        for module, mode in modes.items():
-            module.train(mode)
+    for call in sequence:
+        seen[call.name] = (seen.get(call.name, (0, None))[0] + 1, call.output_shape)
     return seen
 
 

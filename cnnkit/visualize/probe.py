@@ -11,13 +11,14 @@ them all).
 from __future__ import annotations
 
 import difflib
-from collections.abc import Collection, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 from torch import nn
+
+from cnnkit.hooks import evaluating, first_tensor
 
 Shape = tuple[int, ...]
 LIST_ALL = "list them all with `cnnkit visualize layers TARGET`"
@@ -37,32 +38,6 @@ class LayerCall:
     def spatial(self) -> bool:
         """Whether the output is a stack of 2-D maps ``(C, H, W)``: what feature maps and Grad-CAM need."""
         return self.output_shape is not None and len(self.output_shape) == 3
-
-
-def first_tensor(value: Any) -> torch.Tensor | None:
-    """The first tensor in a module's output (a tensor, or a tuple/list/dict holding some)."""
-    if isinstance(value, torch.Tensor):
-        return value
-    if isinstance(value, list | tuple):
-        for item in value:
-            found = first_tensor(item)
-            if found is not None:
-                return found
-    if isinstance(value, dict):
-        return first_tensor(list(value.values()))
-    return None
-
-
-@contextmanager
-def evaluating(model: nn.Module) -> Iterator[None]:
-    """``with evaluating(model):`` eval mode (BatchNorm uses its running statistics, no dropout), restored after."""
-    modes = {module: module.training for module in model.modules()}
-    model.eval()
-    try:
-        yield
-    finally:
-        for module, mode in modes.items():
-            module.train(mode)
 
 
 def _forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
