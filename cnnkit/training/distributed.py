@@ -24,7 +24,7 @@ with the same mean gradient, learning rate and number of steps. What differs:
 
 Rank 0 alone writes the run directory, the checkpoints, the metrics and the
 progress; epoch metrics are summed over all processes first, and the
-evaluation split is sharded across processes and summed, so every process
+evaluation split is sharded across processes and summed (mean IoU, which pools the whole split, is computed whole by each), so every process
 records the same numbers.
 """
 
