@@ -28,11 +28,13 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from cnnkit.data import BatchTransform, channel_stats
 from cnnkit.data import load as load_data
+from cnnkit.network import build, describe
+from cnnkit.runtime import choose
+from cnnkit.tasks import Classify
 from cnnkit.training import TrainConfig
-from cnnkit.training.hardware import choose
-from cnnkit.training.loop import fit, new_state
-from cnnkit.training.network import build, describe
+from cnnkit.training.loop import fit
 from cnnkit.training.optim import make_scheduler
+from cnnkit.training.run import new_state
 
 # what a tutorial writes: the optimizer class with its defaults (PyTorch's per-parameter implementation on CPUs)
 TUTORIAL_OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
@@ -51,7 +53,7 @@ def compare(model_name: str, data: str, count: int, repeats: int) -> dict[str, A
     mean, std = channel_stats(train.images)
     transform = BatchTransform(mean=mean, std=std)
     torch.manual_seed(0)
-    initial = build(describe(model_name, shape, len(train.class_names)), shape)
+    initial = build(describe(model_name, shape, len(train.class_names), Classify()), shape)
     on_device = (images.to(runtime.device), labels.to(runtime.device))
     loader = DataLoader(TensorDataset(transform(images, train=False), labels), batch_size=config.batch_size,
                         shuffle=True, generator=torch.Generator().manual_seed(0))
@@ -60,13 +62,13 @@ def compare(model_name: str, data: str, count: int, repeats: int) -> dict[str, A
         model = copy.deepcopy(initial).to(runtime.device)
         if runtime.channels_last:
             model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-        fit(new_state(model, config, runtime, len(labels)), on_device, None, transform)
+        fit(new_state(model, config, runtime, len(labels)), on_device, None, transform, Classify())
         return len(labels)
 
     def run_tutorial() -> int:
         model = copy.deepcopy(initial).to(tutorial_device).train()
         optimizer = TUTORIAL_OPTIMIZERS[config.optimizer](model.parameters(), lr=config.learning_rate)
-        scheduler = make_scheduler(optimizer, config, math.ceil(len(labels) / config.batch_size))
+        scheduler = make_scheduler(optimizer, config.lr_schedule(), math.ceil(len(labels) / config.batch_size))
         for x, y in loader:
             x, y = x.to(tutorial_device), y.to(tutorial_device)
             loss = F.cross_entropy(model(x), y, label_smoothing=config.label_smoothing)

@@ -29,11 +29,13 @@ import torch.nn.functional as F
 
 from cnnkit.data import BatchTransform, channel_stats
 from cnnkit.data import load as load_data
+from cnnkit.network import build, describe
+from cnnkit.runtime import choose
+from cnnkit.tasks import Classify
 from cnnkit.training import TrainConfig
-from cnnkit.training.hardware import choose
-from cnnkit.training.loop import fit, new_state
-from cnnkit.training.network import build, describe
+from cnnkit.training.loop import fit
 from cnnkit.training.optim import make_optimizer, make_scheduler
+from cnnkit.training.run import new_state
 
 
 def main() -> None:
@@ -58,14 +60,14 @@ def main() -> None:
     mean, std = channel_stats(train.images)
     transform = BatchTransform(mean=mean, std=std)
     torch.manual_seed(0)
-    initial = build(describe(args.model, shape, len(train.class_names)), shape).to(runtime.device)
+    initial = build(describe(args.model, shape, len(train.class_names), Classify()), shape).to(runtime.device)
     if runtime.channels_last:
         initial = initial.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     memory_format = torch.channels_last if runtime.channels_last else torch.contiguous_format
 
     def run_fit() -> int:
         state = new_state(copy.deepcopy(initial), config, runtime, len(labels))
-        fit(state, (images, labels), None, transform)
+        fit(state, (images, labels), None, transform, Classify())
         return len(labels)
 
     def run_hand() -> int:
@@ -73,7 +75,7 @@ def main() -> None:
         # normalised once per run, as a user who knows the data fits in memory would (fit does the same)
         normalised = transform(images, train=False).contiguous(memory_format=memory_format)
         optimizer = make_optimizer(model, config)
-        scheduler = make_scheduler(optimizer, config, math.ceil(len(labels) / args.batch_size))
+        scheduler = make_scheduler(optimizer, config.lr_schedule(), math.ceil(len(labels) / args.batch_size))
         order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0)).to(runtime.device)
         for start in range(0, len(labels), args.batch_size):
             index = order[start : start + args.batch_size]

@@ -219,17 +219,21 @@ def export(run: str | Path, format: str = "onnx", out: str | Path | None = None,
     The file stores the run's class names, input shape and normalisation
     (mean and std on pixels scaled to [0, 1]) as metadata.
     """
-    from cnnkit.training import network
+    from cnnkit.runs import Run
 
     _check_format(format)
-    model, meta = network.load_trained(run)
-    transform = meta.get("transform", {})
-    metadata = {"producer": "cnnkit", "model": meta["source"].get("name", ""), "class_names": meta["class_names"],
-                "input_shape": meta["input_shape"], "mean": transform.get("mean"), "std": transform.get("std"),
-                "input": "(N, C, H, W) float32: pixels / 255, then (x - mean) / std per channel",
-                "output": "(N, classes) logits; softmax gives probabilities"}
-    target = Path(out) if out is not None else Path(run) / f"model{SUFFIX[format]}"
-    return export_model(model, tuple(meta["input_shape"]), target, format, metadata=metadata, check=check,
+    opened = Run.open(run)
+    card = opened.card
+    task = card.make_task()
+    prep = card.prep()
+    output = "x".join(map(str, task.output_shape(card.input_shape, len(card.class_names))))
+    metadata = {"producer": "cnnkit", "model": card.name, "task": card.task, "class_names": list(card.class_names),
+                "input_shape": list(card.input_shape), "mean": prep.mean, "std": prep.std, **prep.record(),
+                "input": "(N, C, H, W) float32: pixels / 255" + (", then (x - mean) / std per channel"
+                                                                 if prep.mean is not None else ""),
+                "output": f"(N, {output}) per image: {task.output_words}"}
+    target = Path(out) if out is not None else opened.folder / f"model{SUFFIX[format]}"
+    return export_model(opened.network(), card.input_shape, target, format, metadata=metadata, check=check,
                         tolerance=tolerance, dynamo=dynamo)
 
 

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cnnkit.imageio import read_image, write_png
+from cnnkit.images import read_image, write_png
 
 Padding = Literal["reflect", "zeros"]
 Scale = Literal["auto", "abs", "minmax", "clip"]

@@ -11,6 +11,7 @@ import torch
 from cnnkit import models
 from cnnkit.cli import main
 from cnnkit.export import export, export_model, run_exported
+from tests.conftest import DIGITS_CLASSES, TrainedRun
 
 onnx = pytest.importorskip("onnx", reason="ONNX export needs the export extra (pip install cnnkit[export])")
 pytest.importorskip("onnxruntime", reason="checking ONNX files needs onnxruntime (pip install cnnkit[export])")
@@ -86,34 +87,33 @@ def test_torchscript_matches_pytorch(name: str, tmp_path: Path) -> None:
     assert json.loads(files["cnnkit.json"]) == {"input_shape": list(shape), "class_names": ["a"]}
 
 
-def test_a_trained_run_exports_with_its_preprocessing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("sklearn", reason="the digits dataset needs scikit-learn")
-    from cnnkit.data import BatchTransform
+def test_a_trained_run_exports_with_its_preprocessing(digits_run: TrainedRun, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
     from cnnkit.data import load as load_data
-    from cnnkit.training import network, train
+    from cnnkit.runs import Run
 
-    table = tmp_path / "net.txt"
-    table.write_text("input 1x8x8\nconv 8 3x3 padding=same\nbatchnorm\nrelu\nmaxpool 2\nflatten\ndense 10\n")
-    run = train(model=str(table), data="digits", epochs=2, batch_size=64, out=str(tmp_path / "run"),
-                precision="fp32", quiet=True).run_dir
-    assert main(["export", str(run), "--format", "onnx", "--json"]) == 0
+    run, onnx_file, script_file = digits_run.folder, tmp_path / "digits.onnx", tmp_path / "digits.pt"
+    assert main(["export", str(run), "--format", "onnx", "--out", str(onnx_file), "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert printed["path"] == str(run / "model.onnx") and printed["max_abs_diff"] < 1e-4
-    meta = {p.key: p.value for p in onnx.load(str(run / "model.onnx")).metadata_props}
-    model, run_meta = network.load_trained(run)
-    assert json.loads(meta["class_names"]) == run_meta["class_names"] and json.loads(meta["mean"]) == run_meta["mean"]
+    assert printed["path"] == str(onnx_file) and printed["max_abs_diff"] < 1e-4
+    meta = {p.key: p.value for p in onnx.load(str(onnx_file)).metadata_props}
+    opened = Run.open(run)
+    model, card = opened.network(), opened.card
+    assert json.loads(meta["class_names"]) == ["5", "6", "7", "8", "9"] == list(card.class_names)
+    assert json.loads(meta["mean"]) == card.transform["mean"] and meta["fit"] == "crop" and meta["task"] == "classify"
+    assert meta["output"] == "(N, 5) per image: class scores (logits); softmax gives probabilities"
     # the exported file classifies real test images exactly as the run's network does
-    test = load_data("digits").test
+    test = load_data("digits", classes=[DIGITS_CLASSES]).test
     assert test is not None
-    x = BatchTransform.from_dict(run_meta["transform"])(test.images[:64], train=False)
+    x = card.batch_transform()(test.images[:64], train=False)
     with torch.no_grad():
         expected = model(x)
-    got = run_exported(run / "model.onnx", x)
+    got = run_exported(onnx_file, x)
     torch.testing.assert_close(got, expected, rtol=1e-3, atol=1e-4)
     assert (got.argmax(1) == expected.argmax(1)).all()
-    assert main(["export", str(run), "--format", "torchscript"]) == 0
+    assert main(["export", str(run), "--format", "torchscript", "--out", str(script_file)]) == 0
     assert "checked with torch.jit" in capsys.readouterr().out
-    torch.testing.assert_close(run_exported(run / "model.pt", x), expected, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(run_exported(script_file, x), expected, rtol=1e-4, atol=1e-5)
 
 
 class _BatchOfOneDoubles(torch.nn.Module):
@@ -138,7 +138,7 @@ def test_an_export_that_differs_from_pytorch_is_refused(format: str, tmp_path: P
 
 def test_user_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["export", str(tmp_path / "nothing")]) == 2
-    assert "no such run directory" in capsys.readouterr().err
+    assert "not a run directory (no such folder)" in capsys.readouterr().err
     with pytest.raises(ValueError, match=r"--format must be one of onnx, torchscript\. Received: 'tflite'"):
         export(tmp_path, "tflite")
     with pytest.raises(ValueError, match=r"--tolerance must be positive\. Received: 0"):

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cnnkit.evaluation.dense import ReconstructionResult, SegmentationResult
 from cnnkit.evaluation.metrics import EvaluationResult
-from cnnkit.evaluation.run import Result
+
+if TYPE_CHECKING:
+    from cnnkit.tasks import Result
 
 
 def add_parser(subparsers: Any, name: str, help_text: str) -> None:
@@ -38,8 +40,13 @@ def print_evaluation(result: Result) -> None:
     if isinstance(result, SegmentationResult):
         _print_segmentation(result, console)
         return
-    if not isinstance(result, EvaluationResult):
+    if isinstance(result, ReconstructionResult):
         _print_reconstruction(result, console)
+        return
+    if not isinstance(result, EvaluationResult):  # a task of its own: its metrics.json, one scalar a line
+        for key, value in result.as_dict().items():
+            if isinstance(value, str | int | float) and not isinstance(value, bool):
+                console.print(f"{key}: {value}")
         return
     top5 = f", top-5 {result.top5_accuracy:.2%}" if result.top5_accuracy is not None else ""
     console.print(f"{result.split} split: {result.count:,} images, accuracy {result.accuracy:.2%}{top5}, "

@@ -38,25 +38,26 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    if args.pretrained:
-        from cnnkit.models.predict import predict
+    from cnnkit.inference import predict, predict_run
+    from cnnkit.runs import Run
+    from cnnkit.tasks.outputs import ImageOutput, ImagePrediction
 
-        results = predict(args.images, model=args.model, top=args.top)
+    if args.pretrained:
+        results: list[Any] = predict(args.images, model=args.model, top=args.top)
         title = f"{args.model} (pretrained)"
     else:
         run_dir = Path(args.images[0])
-        if not (run_dir / "model.json").is_file() or len(args.images) < 2:
+        if not Run.is_run(run_dir) or len(args.images) < 2:
             raise ValueError(
                 "`cnnkit predict` needs a trained run and images (cnnkit predict RUN IMAGE...) or a pretrained zoo "
                 f"model (cnnkit predict --model NAME --pretrained IMAGE...). Received: {args.images[0]} "
-                f"{'is not a run directory' if not (run_dir / 'model.json').is_file() else 'and no image'}"
+                f"{'is not a run directory' if not Run.is_run(run_dir) else 'and no image'}"
             )
-        if json.loads((run_dir / "model.json").read_text()).get("task", "classify") != "classify":
-            return _run_images(args, run_dir)
-        from cnnkit.evaluation.predict import predict_run
-
-        results = predict_run(run_dir, args.images[1:], top=args.top)
+        results = predict_run(run_dir, args.images[1:], top=args.top, out=args.out)
         title = f"{run_dir.name}"
+        if any(isinstance(r, ImageOutput) for r in results):
+            return _print_outputs(args, results)
+    assert all(isinstance(r, ImagePrediction) for r in results)
     failed = [r for r in results if r.error is not None]
     if args.json:
         print(json.dumps({"predictions": [r.as_dict() for r in results]}, indent=2))
@@ -79,11 +80,8 @@ def run(args: argparse.Namespace) -> int:
     return 2 if failed else 0
 
 
-def _run_images(args: argparse.Namespace, run_dir: Any) -> int:
-    """A segment, reconstruct or denoise run: write its output images and say where they went."""
-    from cnnkit.evaluation.predict import predict_images
-
-    results = predict_images(run_dir, args.images[1:], out=args.out)
+def _print_outputs(args: argparse.Namespace, results: list[Any]) -> int:
+    """A segment, reconstruct or denoise run wrote its output images: say where they went."""
     failed = [r for r in results if r.error is not None]
     if args.json:
         print(json.dumps({"predictions": [r.as_dict() for r in results]}, indent=2))

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 
@@ -20,7 +18,8 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("target", metavar="TARGET",
-                        help="a layer-table file, a shipped table (lenet_slides, keras_slides) or a zoo model (cnnkit models)")
+                        help="a run directory, a layer-table file, a shipped table (lenet_slides, keras_slides) or a zoo model "
+                             "(cnnkit models)")
     parser.add_argument("--input", metavar="CxHxW", help="input shape, replacing the table's `input` line (e.g. 1x28x28)")
     parser.add_argument("--depth", type=int, default=3, metavar="N", help="how deep into nested modules to show rows (default 3)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -28,25 +27,21 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> None:
 
 
 def resolve(target: str, input_shape: tuple[int, ...] | None) -> tuple[Any, tuple[int, ...], str]:
-    """TARGET -> (model, input shape, title). A file path wins over a shipped table of the same name."""
+    """TARGET -> (model, input shape, title), by :func:`cnnkit.resolve.resolve`'s precedence."""
     from cnnkit import spec
+    from cnnkit.resolve import resolve as resolve_name
 
-    path = Path(target)
-    if path.suffix or path.exists() or "/" in target:
-        table = spec.load(path, input_shape)
-        return spec.build(table), table.input_shape, path.name
-    tables = spec.shipped_tables()
-    if target in tables:
-        table = spec.load_shipped(target, input_shape)
-        return spec.build(table), table.input_shape, target
-    from cnnkit import models
-
-    if target in models.names():
-        return _zoo_model(target, input_shape)
-    near = difflib.get_close_matches(target, [*tables, *models.names()], n=3, cutoff=0.4)
-    hint = f" Did you mean {' or '.join(near)}?" if near else ""
-    raise ValueError(f"TARGET {target!r} is not a layer-table file, a shipped table or a zoo model.{hint} "
-                     f"Shipped tables: {', '.join(sorted(tables))}; zoo models: `cnnkit models`")
+    found = resolve_name(target)
+    if found.kind == "run":
+        run = found.run()
+        if input_shape is not None and tuple(input_shape) != run.card.input_shape:
+            raise ValueError(f"--input: the run {target} takes {'x'.join(map(str, run.card.input_shape))} images. "
+                             f"Received: --input {'x'.join(map(str, input_shape))}")
+        return run.network(), run.card.input_shape, found.name
+    if found.kind == "table":
+        table = found.table(input_shape)
+        return spec.build(table), table.input_shape, found.path.name if found.path else found.name
+    return _zoo_model(target, input_shape)
 
 
 def _zoo_model(name: str, input_shape: tuple[int, ...] | None) -> tuple[Any, tuple[int, ...], str]:

@@ -77,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
     for flag in ("strategies", "scratch_model"):
         if getattr(args, flag) is not None:
             raise ValueError(f"--{flag.replace('_', '-')} belongs to `cnnkit transfer compare`")
-    from cnnkit.transfer import audit_text, features_text, transfer
+    from cnnkit.transfer.freeze import audit_text
+    from cnnkit.transfer.strategies import features_text, transfer
 
     config = TransferConfig.from_dict(values)
     result = transfer(config, quiet=args.json, dry_run=args.dry_run)
@@ -118,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace, values: dict[str, Any]) -> int:
-    from cnnkit.transfer import compare
+    from cnnkit.transfer.comparison import compare
 
     if args.dry_run:
         raise ValueError("--dry-run shows one strategy's freeze audit: leave out `compare`")

@@ -92,7 +92,7 @@ def _layers(args: argparse.Namespace, subject: Any) -> int:
     from cnnkit.visualize import default_layers, gradcam_layer, run
 
     with torch.no_grad():
-        hooked = run(subject.model, torch.zeros((1, *subject.prep.input_size)))
+        hooked = run(subject.model, torch.zeros((1, *subject.prep.input_shape)))
     calls = hooked.calls
     defaults = {name: "feature-maps" for name in default_layers(calls)} if any(c.spatial for c in calls) else {}
     try:
@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     )
 
     subject = resolve(args.target, pretrained=args.pretrained)
-    names = subject.prep.class_names
+    names = subject.class_names
     if args.kind == "layers":
         return _layers(args, subject)
     if args.kind == "filters":

@@ -7,8 +7,8 @@ Two layouts are understood::
 
 Files may sit in nested folders below a class folder; PNG, JPEG, BMP and
 WebP are read (hidden files, such as ``.DS_Store``, are ignored). Each image
-is converted to RGB or grey, its centre cropped to the target aspect ratio
-and resized (bilinear) to ``image_size``. Decompression bombs (more pixels
+is read by :func:`cnnkit.images.decode` (converted to RGB or grey, its centre cut to the
+target aspect ratio and resized, bilinear, to ``image_size``), as ``cnnkit predict`` reads a file. Decompression bombs (more pixels
 than ``PIL.Image.MAX_IMAGE_PIXELS``) are refused. A file that is not an
 image or does not decode is a ValueError naming it, or, with
 ``skip_bad_images=True``, left out and recorded in ``skipped``.
@@ -24,64 +24,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
-from cnnkit.data.convert import to_grayscale
 from cnnkit.data.dataset import DataSplits, ImageDataset
+from cnnkit.images import EXTENSIONS, BadImage, decode, to_channels
 
-EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 DEFAULT_SIZE = (64, 64)
-_GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 _SPLIT_NAMES = ("train", "val", "test")
-_ORIENTATION = 0x0112  # the EXIF tag of the camera's rotation
-
-
-class BadImage(Exception):
-    """A file that cannot be used, with the reason; raised as ValueError or recorded, per skip_bad_images."""
-
-
-def decode(path: Path, size: tuple[int, int]) -> tuple[np.ndarray, bool, tuple[int, int]]:
-    """``(H, W, 3) uint8`` pixels of the image at ``path`` resized to ``size``, whether it was grey, and its own
-    (width, height) upright; :class:`BadImage` if it cannot be read."""
-    if path.suffix.lower() not in EXTENSIONS:
-        raise BadImage(f"not an image file (extensions read: {', '.join(EXTENSIONS)}); move it out of the class folder")
-    h, w = size
-    try:
-        with Image.open(path) as image:
-            # Pillow raises above twice MAX_IMAGE_PIXELS and only warns between the two; refuse those too.
-            # (Checked here, not with warnings.catch_warnings: that is process-wide and this runs in threads.)
-            limit = Image.MAX_IMAGE_PIXELS
-            if limit is not None and image.width * image.height > limit:
-                raise Image.DecompressionBombError(
-                    f"Image size ({image.width * image.height} pixels) exceeds limit of {limit} pixels")
-            grey = image.mode in _GREY_MODES
-            # the full size, upright (EXIF orientations 5-8 turn the picture by 90 degrees), before any draft
-            upright = image.size[::-1] if image.getexif().get(_ORIENTATION, 1) in (5, 6, 7, 8) else image.size
-            image.draft("RGB", (w, h))  # JPEG: decode at a reduced scale when the image is much larger
-            # photos store their rotation in EXIF; apply it so that upright means upright
-            rgb = ImageOps.exif_transpose(image).convert("RGB")
-    except Image.DecompressionBombError as error:
-        raise BadImage(
-            f"refused as a possible decompression bomb ({error}); raise PIL.Image.MAX_IMAGE_PIXELS "
-            f"(now {Image.MAX_IMAGE_PIXELS}) if the image is genuine"
-        ) from error
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise BadImage(f"cannot be decoded as an image ({type(error).__name__}: {error})") from error
-    resized = rgb.resize((w, h), Image.Resampling.BILINEAR, box=centre_box(rgb.size, size))
-    return np.asarray(resized, dtype=np.uint8), grey, (upright[0], upright[1])
-
-
-def centre_box(source: tuple[int, int], size: tuple[int, int]) -> tuple[float, float, float, float]:
-    """The centre of an image of ``source`` = (width, height) cropped to the aspect ratio of ``size`` = (H, W).
-
-    Resizing that box, not the whole image, keeps the content from being squashed; it is Pillow's
-    ``box`` argument ``(left, top, right, bottom)``.
-    """
-    (src_w, src_h), (h, w) = source, size
-    scale = min(src_w / w, src_h / h)
-    crop_w, crop_h = w * scale, h * scale
-    left, top = (src_w - crop_w) / 2, (src_h - crop_h) / 2
-    return (left, top, left + crop_w, top + crop_h)
 
 
 def _class_dirs(root: Path) -> list[Path]:
@@ -172,10 +121,7 @@ def _read_tree(root: Path, class_names: tuple[str, ...] | None, size: tuple[int,
 
 def _dataset(name: str, root: Path, tree: _Tree, grey: bool) -> ImageDataset:
     images = torch.from_numpy(np.stack(tree.pixels)).permute(0, 3, 1, 2)  # (N, H, W, 3) -> (N, 3, H, W)
-    if grey:
-        # a grey image decoded to RGB has three equal channels: keep one; a colour one needs the luma weights
-        images = images[:, :1] if tree.all_grey else to_grayscale(images)
-    images = images.contiguous()
+    images = to_channels(images, 1 if grey else 3, tree.all_grey).contiguous()
     labels = torch.tensor(tree.labels, dtype=torch.int64)
     return ImageDataset(images, labels, tree.class_names, name, str(root), files=tuple(tree.files), skipped=tuple(tree.skipped))
 

@@ -25,15 +25,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 
-from cnnkit.data.convert import to_grayscale
 from cnnkit.data.dataset import DataSplits, ImageDataset, dominant_classes
-from cnnkit.data.folder import DEFAULT_SIZE, EXTENSIONS, BadImage, centre_box, decode
+from cnnkit.data.folder import DEFAULT_SIZE
+from cnnkit.images import EXTENSIONS, BadImage, crop_box, decode, read_class_ids, to_channels, write_png
 
 SPLIT_NAMES = ("train", "val", "test")
 CLASSES_FILE = "classes.txt"
-_ONE_CHANNEL = ("1", "L", "P", "I", "I;16", "I;16B", "I;16L")
 Pair = tuple[np.ndarray, bool, np.ndarray]  # pixels (H, W, 3) uint8, whether grey, class ids (H, W) int64
 
 
@@ -74,26 +72,9 @@ def _pairs(split_root: Path) -> list[tuple[Path, Path]]:
     return pairs
 
 
-def _class_ids(path: Path) -> np.ndarray:
-    """The mask at ``path`` as ``(H, W) int64`` class ids; BadImage if it is not a one-channel image."""
-    try:
-        with Image.open(path) as mask:
-            if mask.mode in _ONE_CHANNEL:
-                ids = np.asarray(mask).astype(np.int64)  # palette images give their indices, "1" gives 0/1
-            else:
-                rgb = np.asarray(mask.convert("RGB"))
-                if not ((rgb[..., 0] == rgb[..., 1]) & (rgb[..., 1] == rgb[..., 2])).all():
-                    raise BadImage(f"is a colour ({mask.mode}) image; a mask must be one channel whose values are class "
-                                   f"ids (a grey or palette PNG)")
-                ids = rgb[..., 0].astype(np.int64)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise BadImage(f"cannot be decoded as a mask ({type(error).__name__}: {error})") from error
-    return ids
-
-
 def _nearest(ids: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Class ids resized to ``size`` = (H, W) over the same centre box as the image, nearest neighbour."""
-    left, top, right, bottom = centre_box((ids.shape[1], ids.shape[0]), size)
+    left, top, right, bottom = crop_box((ids.shape[1], ids.shape[0]), size)
     h, w = size
     rows = np.floor(top + (np.arange(h) + 0.5) * (bottom - top) / h).astype(np.int64).clip(0, ids.shape[0] - 1)
     cols = np.floor(left + (np.arange(w) + 0.5) * (right - left) / w).astype(np.int64).clip(0, ids.shape[1] - 1)
@@ -107,7 +88,7 @@ def _read_pair(image: Path, mask: Path, size: tuple[int, int]) -> Pair:
     except BadImage as error:
         raise BadImage(f"image file {str(image)!r} {error}") from error
     try:
-        ids = _class_ids(mask)
+        ids = read_class_ids(mask)
     except BadImage as error:
         raise BadImage(f"mask file {str(mask)!r} {error}") from error
     if (ids.shape[1], ids.shape[0]) != source:
@@ -173,8 +154,7 @@ def load_pairs(path: str | Path, image_size: tuple[int, int] | None = None, gray
     datasets = {}
     for split, (decoded, files, skipped) in read.items():
         images = torch.from_numpy(np.stack([pixels for pixels, _, _ in decoded])).permute(0, 3, 1, 2)  # (N, 3, H, W)
-        if grey:
-            images = images[:, :1] if all_grey else to_grayscale(images)
+        images = to_channels(images, 1 if grey else 3, all_grey)
         segmentation = torch.from_numpy(maps[split].astype(np.uint8))
         datasets[split] = ImageDataset(images.contiguous(), dominant_classes(segmentation, len(names)), names,
                                        f"folder/{split}", str(roots[split]), segmentation=segmentation,
@@ -198,7 +178,7 @@ def save_pairs(data: ImageDataset, root: str | Path) -> Path:
     digits = max(5, len(str(len(data))))
     for i in range(len(data)):
         pixels = data.images[i].permute(1, 2, 0).numpy()  # (H, W, C)
-        Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(root / "images" / f"{i:0{digits}d}.png")
-        Image.fromarray(data.segmentation[i].numpy()).save(root / "masks" / f"{i:0{digits}d}.png")
+        write_png(root / "images" / f"{i:0{digits}d}.png", pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
+        write_png(root / "masks" / f"{i:0{digits}d}.png", data.segmentation[i].numpy())
     (root / CLASSES_FILE).write_text("".join(f"{name}\n" for name in data.class_names), encoding="utf-8")
     return root

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cnnkit.evaluation.figures import _pyplot, _save
+from cnnkit.visualize.plot import pyplot, save_png
 
 
 def class_colours(count: int) -> np.ndarray:
     """``(count, 4)`` RGBA colours, one per class; class 0 (the background) is transparent."""
-    plt = _pyplot()
+    plt = pyplot()
     palette = plt.get_cmap("tab10" if count <= 11 else "tab20")
     colours = np.array([palette((i - 1) % palette.N) for i in range(count)], dtype=np.float64)
     colours[0] = (0.0, 0.0, 0.0, 0.0)
@@ -38,7 +38,7 @@ def segmentation_figure(images: torch.Tensor, truth: torch.Tensor, predicted: to
     ``images``: ``(N, C, H, W)`` uint8; ``truth``, ``predicted``: ``(N, H, W)`` class ids. Each column's caption
     gives its pixel accuracy; the legend names the class colours (the background is left uncoloured).
     """
-    plt = _pyplot()
+    plt = pyplot()
     colours = class_colours(len(class_names))
     fig, axes = plt.subplots(3, len(indices), figsize=(1.3 * len(indices) + 0.8, 5.0), squeeze=False)
     for column, index in enumerate(indices):
@@ -61,7 +61,7 @@ def segmentation_figure(images: torch.Tensor, truth: torch.Tensor, predicted: to
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 8), fontsize=7, frameon=False)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def image_grid_figure(rows: list[tuple[str, torch.Tensor]], path: Path, title: str,
@@ -70,7 +70,7 @@ def image_grid_figure(rows: list[tuple[str, torch.Tensor]], path: Path, title: s
 
     ``captions`` maps a row's label to one caption per image (e.g. its PSNR).
     """
-    plt = _pyplot()
+    plt = pyplot()
     columns = len(rows[0][1])
     fig, axes = plt.subplots(len(rows), columns, figsize=(1.25 * columns + 0.8, 1.45 * len(rows) + 0.5), squeeze=False)
     for ax_row, (label, images) in zip(axes, rows, strict=True):
@@ -83,4 +83,4 @@ def image_grid_figure(rows: list[tuple[str, torch.Tensor]], path: Path, title: s
         ax_row[0].set_ylabel(label, fontsize=8)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    _save(fig, path)
+    save_png(fig, path)

@@ -3,34 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from cnnkit.training.rundir import atomic_write
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only: no display on servers and CI
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig: Any, path: Path) -> None:
-    import io
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    _pyplot().close(fig)
-    atomic_write(path, buffer.getvalue())
+from cnnkit.visualize.plot import pyplot, save_png
 
 
 def confusion_figure(matrix: list[list[int]], class_names: list[str], path: Path, title: str) -> None:
     """Rows are the true classes, columns the predictions; colour is the row fraction, text the count."""
-    plt = _pyplot()
+    plt = pyplot()
     counts = torch.tensor(matrix, dtype=torch.float64)
     fractions = counts / counts.sum(1, keepdim=True).clamp_min(1)
     size = max(5.0, 0.55 * len(class_names) + 2)
@@ -50,7 +31,7 @@ def confusion_figure(matrix: list[list[int]], class_names: list[str], path: Path
                 if value:
                     ax.text(j, i, str(value), ha="center", va="center", fontsize=7,
                             color="white" if fractions[i, j] > 0.5 else "black")
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def mistakes_figure(images: torch.Tensor, labels: torch.Tensor, logits: torch.Tensor, class_names: list[str],
@@ -65,7 +46,7 @@ def mistakes_figure(images: torch.Tensor, labels: torch.Tensor, logits: torch.Te
     if len(wrong) == 0:
         return 0
     chosen = wrong[confidence[wrong].argsort(descending=True)][:count]
-    plt = _pyplot()
+    plt = pyplot()
     columns = min(8, len(chosen))
     rows = (len(chosen) + columns - 1) // columns
     fig, axes = plt.subplots(rows, columns, figsize=(1.7 * columns, 2.0 * rows), squeeze=False)
@@ -77,5 +58,5 @@ def mistakes_figure(images: torch.Tensor, labels: torch.Tensor, logits: torch.Te
         ax.set_title(f"{class_names[int(labels[index])]}\n-> {class_names[int(predicted[index])]} "
                      f"({confidence[index]:.0%})", fontsize=7)
     fig.suptitle("Most confident mistakes (true -> predicted, confidence)", fontsize=9)
-    _save(fig, path)
+    save_png(fig, path)
     return len(chosen)

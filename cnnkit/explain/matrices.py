@@ -21,7 +21,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from cnnkit.imageio import is_image_path, read_image
+from cnnkit.images import is_image_path, read_image
 
 FILE_SUFFIXES = (".json", ".csv", ".npy")
 MAX_IMAGE_PIXELS = 64 * 64  # an explanation writes out every output cell; more would be unreadable

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from cnnkit.report.html import Section, render
-from cnnkit.training import network, rundir
+from cnnkit.runs import Run
 from cnnkit.visualize import draw_attribution, draw_curves, draw_feature_maps, draw_filters, feature_maps, gradcam
 from cnnkit.visualize.curves import read_history
 
@@ -67,33 +67,26 @@ def _recorded_file(folder: Path, recorded: str) -> Path | None:
     return None
 
 
-def _held_out(config: dict[str, Any], meta: dict[str, Any]) -> tuple[Any, str]:
-    """The run's held-out split (val, else test, else train) as the run loaded it, and its name."""
-    from cnnkit import data
-
-    val_split = float(config.get("val_split", 0.0))
-    splits = data.load(config["data"], data_dir=config.get("data_dir"), image_size=config.get("image_size"),
-                       grayscale=config.get("grayscale"), val_split=val_split, seed=int(config.get("seed", 0)),
-                       skip_bad_images=bool(config.get("skip_bad_images", False)))
-    held_out, split = (splits.val, "val") if splits.val is not None else (splits.test, "test")
-    if held_out is None:
-        held_out, split = splits.train, "train"
-    if list(held_out.images.shape[1:]) != list(meta["input_shape"]):
-        raise ValueError(f"the {config['data']} images are now {list(held_out.images.shape[1:])}, the run was "
-                         f"trained on {meta['input_shape']}")
-    return held_out, split
+def _held_out(run: Run) -> tuple[Any, str]:
+    """The run's held-out split (val, else test, else train) as the run loaded it (its classes too), and its name."""
+    splits = run.data().load()
+    held_out, split = (splits.evaluation, splits.eval_split) if splits.evaluation is not None else (splits.train,
+                                                                                                    "train")
+    if held_out.input_shape != run.card.input_shape:
+        raise ValueError(f"the {run.data().name} images are now {list(held_out.input_shape)}, the run was "
+                         f"trained on {list(run.card.input_shape)}")
+    return held_out, str(split)
 
 
-def _model_sections(folder: Path, config: dict[str, Any], report: Report, sample: int) -> list[Section]:
+def _model_sections(run: Run, report: Report, sample: int) -> list[Section]:
     """Filters, feature maps and Grad-CAM: the parts that need the trained network (and for two, a real image)."""
-    from cnnkit.data import BatchTransform
-
+    folder = run.folder
     filters = Section("filters", "First-layer filters")
     maps = Section("feature-maps", "Feature maps of a held-out image")
     cam = Section("gradcam", "Grad-CAM of that image")
     sections = [filters, maps, cam]
     try:
-        model, meta = network.load_trained(folder)
+        model = run.network()
     except _DRAW_ERRORS as error:
         for section in sections:
             section.note(f"the trained network could not be loaded: {error}")
@@ -107,7 +100,7 @@ def _model_sections(folder: Path, config: dict[str, Any], report: Report, sample
         filters.note(f"no filters drawn: {error}")
         report.notes.append(f"filters: {error}")
     try:
-        held_out, split = _held_out(config, meta)
+        held_out, split = _held_out(run)
     except _DRAW_ERRORS as error:  # e.g. the dataset is not on this machine any more
         for section in (maps, cam):
             section.note(f"no held-out image: {error}")
@@ -117,12 +110,12 @@ def _model_sections(folder: Path, config: dict[str, Any], report: Report, sample
         raise ValueError(f"--sample must be an index from 0 to {len(held_out) - 1} of the {split} split. "
                          f"Received: {sample}")
     image, label = held_out.images[sample], int(held_out.labels[sample])  # (C, H, W) uint8, class index
-    x = BatchTransform.from_dict(meta["transform"])(image.unsqueeze(0), train=False)  # (1, C, H, W) normalised
+    x = run.card.batch_transform()(image.unsqueeze(0), train=False)  # (1, C, H, W) normalised
     picture = (image.float() / 255).permute(1, 2, 0).squeeze(-1).numpy()  # (H, W) or (H, W, C) in [0, 1]
-    names = list(meta.get("class_names") or [])
+    names = list(run.card.class_names)
     truth = names[label] if label < len(names) else str(label)
     with torch.no_grad():
-        output = model(x)  # load_trained returns the network in eval mode
+        output = model(x)  # Run.network returns the network in eval mode
     described = f"{split} image #{sample}, true class {truth!r}"
     if output.dim() == 2:
         probs = output.float().softmax(1)[0]
@@ -193,20 +186,21 @@ def write_report(run: str | Path, *, sample: int = 0) -> Report:
     ``sample`` picks the held-out image whose feature maps and Grad-CAM are shown.
     The page is self-contained (images embedded) and written atomically.
     """
-    folder = Path(run)
-    if not (folder / "model.json").is_file():
-        raise FileNotFoundError(f"{folder}: not a run directory of `cnnkit train` (no model.json)")
-    config = rundir.read_json(folder / "config.json")
-    meta = rundir.read_json(folder / "model.json")
+    opened = Run.open(run)
+    folder, card = opened.folder, opened.card
+    config = opened.config()
     report = Report(folder / REPORT)
     settings = Section("configuration", "Configuration")
     settings.table(("setting", "value"), [(key, "" if value is None else str(value)) for key, value in config.items()])
-    names = meta.get("class_names") or []
+    names = card.class_names
+    prep = card.prep()
     settings.table(("data", "value"), [
-        ("input shape (C x H x W)", "x".join(map(str, meta.get("input_shape", [])))),
+        ("input shape (C x H x W)", "x".join(map(str, card.input_shape))),
         ("classes", f"{len(names)}: {', '.join(map(str, names[:20]))}{' ...' if len(names) > 20 else ''}"),
-        ("normalisation mean / std", f"{meta.get('mean')} / {meta.get('std')}"),
-        ("held-out split", meta.get("eval_split") or "none"),
+        ("normalisation mean / std", f"{prep.mean} / {prep.std}"),
+        ("image files", f"{'centre cut to the aspect ratio' if prep.fit == 'crop' else 'whole image'}, resized "
+                        f"({prep.interpolation})"),
+        ("held-out split", card.eval_split or "none"),
     ])
     summary = Section("network", "Network")
     summary_file = folder / "summary.txt"
@@ -223,13 +217,11 @@ def write_report(run: str | Path, *, sample: int = 0) -> Report:
         curves.note(f"no curves: {error}")
         report.notes.append(f"curves: {error}")
         history = []
-    metrics = rundir.read_json(folder / "metrics.json") if (folder / "metrics.json").is_file() else None
-    sections = [settings, summary, curves, *_metric_sections(folder, metrics),
-                *_model_sections(folder, config, report, sample)]
-    source = meta.get("source", {})
-    subtitle = [f"{source.get('name', '?')} on {config.get('data', '?')}, {len(history)} epoch(s)"
+    metrics = opened.metrics()
+    sections = [settings, summary, curves, *_metric_sections(folder, metrics), *_model_sections(opened, report, sample)]
+    subtitle = [f"{card.name} on {card.data.name if card.data else '?'}, {len(history)} epoch(s)"
                 + (f", {metrics.get('split', 'held-out')} accuracy {metrics['accuracy']:.2%}" if metrics and isinstance(
                     metrics.get("accuracy"), float) else ""),
                 f"written by cnnkit on {time.strftime('%Y-%m-%d %H:%M')}"]
-    rundir.atomic_write(report.path, render(f"cnnkit run {folder.resolve().name}", subtitle, sections).encode())
+    opened.write_text(REPORT, render(f"cnnkit run {folder.resolve().name}", subtitle, sections))
     return report

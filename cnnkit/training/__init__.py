@@ -1,7 +1,8 @@
-"""Training: ``TrainConfig``, the ``fit`` loop, and ``train``/``resume`` that run it end to end."""
+"""Training: ``TrainConfig``, the ``fit`` loop and its ``Callback`` hooks, and ``train``/``resume`` end to end."""
 
 from cnnkit.training.config import TrainConfig
-from cnnkit.training.loop import TrainingDiverged, TrainState, fit
-from cnnkit.training.run import TrainResult, resume, train
+from cnnkit.training.loop import Callback, LoopOptions, TrainingDiverged, TrainState, fit
+from cnnkit.training.run import TrainResult, new_state, resume, train
 
-__all__ = ["TrainConfig", "TrainResult", "TrainState", "TrainingDiverged", "fit", "resume", "train"]
+__all__ = ["Callback", "LoopOptions", "TrainConfig", "TrainResult", "TrainState", "TrainingDiverged", "fit",
+           "new_state", "resume", "train"]

@@ -12,24 +12,19 @@ from typing import Any, Literal
 
 from cnnkit.training.recipes import recipe_options
 
+if typing.TYPE_CHECKING:
+    from cnnkit.data.spec import DataSpec
+    from cnnkit.training.loop import LoopOptions
+    from cnnkit.training.optim import Schedule as LrSchedule
+
 Optimizer = Literal["sgd", "adagrad", "rmsprop", "adam", "adamw"]
 Schedule = Literal["constant", "step", "cosine", "onecycle"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 Device = Literal["auto", "cpu", "cuda"]
-Task = Literal["classify", "segment", "reconstruct", "denoise"]
 
 # a learning rate that works for each optimizer when none is given
 DEFAULT_LR: dict[str, float] = {"sgd": 0.05, "adagrad": 0.01, "rmsprop": 0.001, "adam": 0.004, "adamw": 0.004}
 AUGMENTATIONS = ("flip", "crop", "erase", "noise")
-# what each task changes of the defaults when an option is not given (from_dict: the CLI and train(**options)).
-# segment's reach a mean IoU of 0.87 on shapes-seg in 8 epochs, about 3 minutes of one CPU core (README).
-TASK_DEFAULTS: dict[str, dict[str, Any]] = {
-    "classify": {},
-    "segment": {"model": "unet", "model_options": ["width=16"], "data": "shapes-seg", "epochs": 8, "batch_size": 16,
-                "label_smoothing": 0.0},
-    "reconstruct": {"model": "conv_autoencoder", "label_smoothing": 0.0},
-    "denoise": {"model": "denoising_autoencoder", "noise": "gaussian:0.3", "label_smoothing": 0.0},
-}
 
 
 @dataclass
@@ -37,11 +32,11 @@ class TrainConfig:
     """One training run. Every field maps onto a ``cnnkit train`` flag of the same name (``_`` -> ``-``).
 
     The defaults are those of ``task="classify"``; :meth:`from_dict` fills the
-    options another task needs from :data:`TASK_DEFAULTS` where they are not given.
+    options another task needs from its ``defaults`` (:mod:`cnnkit.tasks`) where they are not given.
     """
 
     recipe: str | None = None  # a measured preset of the options below (fast, for classify); options given override it
-    task: Task = "classify"  # classify images; segment (a class per pixel); reconstruct or denoise images
+    task: str = "classify"  # classify images; segment (a class per pixel); reconstruct or denoise images
     model: str = "lenet5"  # a zoo name or a layer-table file (.txt); per task: lenet5, unet, conv_autoencoder, denoising_autoencoder
     model_options: list[str] = field(default_factory=list)  # zoo model options as KEY=VALUE, e.g. width=16 (segment: width=16)
     data: str = "fashion-mnist"  # fashion-mnist, mnist, digits, shapes, shapes-seg (segment's default), folder:PATH
@@ -84,10 +79,13 @@ class TrainConfig:
         """Build and validate; unknown keys and wrong types are errors that name the key.
 
         Options not in ``values`` take the recipe's (``recipe``), then the task's
-        (:data:`TASK_DEFAULTS`), then the field's default.
+        (its ``defaults``), then the field's default.
         """
+        from cnnkit.tasks import TASKS
+
         reject_unknown_options(cls, values, "training")
-        task_defaults = TASK_DEFAULTS.get(values.get("task", "classify"), {})  # an unknown task fails in validate
+        task = TASKS.get(values.get("task", "classify"))  # an unknown task fails in validate
+        task_defaults = task.defaults if task is not None else {}
         recipe = recipe_options(values["recipe"]) if values.get("recipe") is not None else {}
         config = cls(**{**copy.deepcopy(task_defaults), **recipe, **values})
         config.validate()
@@ -130,24 +128,36 @@ class TrainConfig:
 
     def _validate_task(self) -> None:
         # imported here: `cnnkit train --help` builds its flags from this module and must not pay for torch
-        from cnnkit.data.noise import NOISE_EXAMPLES, Noise
+        from cnnkit.tasks import make_task
 
-        if self.task == "denoise":
-            if self.noise is None:
-                raise ValueError(f"--task denoise needs --noise, e.g. {NOISE_EXAMPLES}")
-            Noise.parse(self.noise)
-        elif self.noise is not None:
-            raise ValueError(f"--noise applies to --task denoise only. Received: --task {self.task} --noise {self.noise}")
-        if self.task in ("reconstruct", "denoise") and self.label_smoothing:
+        task = make_task(self.task, self.noise, self.tta)  # the task's own options are checked there
+        if not task.smooths_labels and self.label_smoothing:
             raise ValueError(f"--label-smoothing applies to cross-entropy (classify, segment); --task {self.task} "
                              f"learns pixel values. Received: --label-smoothing {self.label_smoothing}")
-        if self.tta and self.task != "classify":
-            raise ValueError(f"--tta averages class scores over an image and its mirror image: --task classify only. "
-                             f"Received: --task {self.task}")
         for option in self.model_options:
             key, equals, value = option.partition("=")
             if not equals or not key.strip() or not value.strip():
                 raise ValueError(f"--model-options must be KEY=VALUE pairs, e.g. width=16. Received: {option!r}")
+
+    def data_spec(self) -> DataSpec:
+        """The data this configuration reads (recorded in the run's model card)."""
+        from cnnkit.data.spec import DataSpec
+
+        return DataSpec(self.data, self.data_dir, self.image_size, self.grayscale, self.val_split, self.seed,
+                        self.skip_bad_images, tuple(self.classes), self.train_per_class)
+
+    def loop_options(self) -> LoopOptions:
+        """What the fit loop reads of this configuration."""
+        from cnnkit.training.loop import LoopOptions
+
+        return LoopOptions(self.epochs, self.batch_size, self.seed, self.label_smoothing, self.clip_grad_norm,
+                           self.eval_every)
+
+    def lr_schedule(self) -> LrSchedule:
+        """The learning-rate schedule of this configuration."""
+        from cnnkit.training.optim import Schedule as LrSchedule
+
+        return LrSchedule(self.schedule, self.epochs, self.warmup_epochs, self.step_epochs, self.step_gamma)
 
     @property
     def learning_rate(self) -> float:

@@ -1,6 +1,10 @@
 """``fit``: the training loop, one readable function with numbered steps and a short list of hook points.
 
-Hook points (methods a callback may define, called in this order):
+``fit`` reads a :class:`TrainState` (network, optimizer, schedule, runtime and
+the few :class:`LoopOptions` a loop needs), the data, the
+:class:`~cnnkit.tasks.Task` and a list of :class:`Callback` objects; it knows
+nothing of run directories or configuration files. Hook points (called in this
+order; a callback overrides the ones it needs):
 
 - ``on_fit_start(state)``: before the first batch (after a resume: before the next one);
 - ``on_batch_end(state)``: after every optimizer step;
@@ -29,16 +33,48 @@ import torch
 from torch import nn
 
 from cnnkit.data import BatchTransform, batches
-from cnnkit.training.config import TrainConfig
+from cnnkit.runtime import Runtime
+from cnnkit.tasks import Task
+from cnnkit.tasks.base import layout as _layout
 from cnnkit.training.distributed import SINGLE, Distributed, local_batch_size, sum_across
-from cnnkit.training.hardware import Runtime
-from cnnkit.training.optim import make_optimizer, make_scheduler
-from cnnkit.training.tasks import Task, make_task
-from cnnkit.training.tasks import layout as _layout
 
 
 class TrainingDiverged(ValueError):
     """The loss became NaN or infinite; the message says where and what to try."""
+
+
+@dataclass(frozen=True)
+class LoopOptions:
+    """What the loop itself reads: how long, in what batches, seeded how, and the step's extras."""
+
+    epochs: int  # train until this many epochs are complete
+    batch_size: int  # images per optimizer step, over all processes
+    seed: int = 0  # shuffles, augmentation and dropout are seeded from (seed, epoch, batch)
+    label_smoothing: float = 0.0  # cross-entropy target smoothing (tasks whose loss is a cross-entropy)
+    clip_grad_norm: float | None = None  # clip the global gradient norm to this value
+    eval_every: int = 1  # evaluate every this many epochs, and after the last
+
+
+class Callback:
+    """A hook object for :func:`fit`: override the events you need; the others do nothing.
+
+    A callback that raises stops training with a ``RuntimeError`` naming it and the event.
+    """
+
+    def on_fit_start(self, state: TrainState) -> None:
+        """Before the first batch (after a resume: before the next one)."""
+
+    def on_batch_end(self, state: TrainState) -> None:
+        """After every optimizer step; ``state.batch`` counts the epoch's completed batches."""
+
+    def on_epoch_end(self, state: TrainState, record: dict[str, Any]) -> None:
+        """After the epoch's evaluation; ``record`` is its line of ``metrics.jsonl``."""
+
+    def on_fit_end(self, state: TrainState) -> None:
+        """After the last epoch."""
+
+    def on_interrupt(self, state: TrainState) -> None:
+        """Ctrl-C (``state.stop_reason == "interrupted"``) or a non-finite loss (``"diverged"``) stopped the run."""
 
 
 @dataclass
@@ -48,7 +84,7 @@ class TrainState:
     model: nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
-    config: TrainConfig
+    options: LoopOptions
     runtime: Runtime
     steps_per_epoch: int
     epoch: int = 0  # completed epochs
@@ -84,15 +120,12 @@ def _seed_dropout(seed: int, device: torch.device) -> None:
         torch.cuda.manual_seed(seed)
 
 
-def new_state(model: nn.Module, config: TrainConfig, runtime: Runtime, train_size: int,
-              place: Distributed = SINGLE) -> TrainState:
-    """Optimizer and schedule for a fresh run over ``train_size`` images (split across ``place.world_size``)."""
-    steps = math.ceil(math.ceil(train_size / place.world_size) / local_batch_size(config.batch_size, place))
-    optimizer = make_optimizer(model, config)
-    return TrainState(model, optimizer, make_scheduler(optimizer, config, steps), config, runtime, steps, place=place)
+def steps_per_epoch(train_size: int, batch_size: int, place: Distributed = SINGLE) -> int:
+    """Optimizer steps in one epoch over ``train_size`` images split across ``place.world_size`` processes."""
+    return math.ceil(math.ceil(train_size / place.world_size) / local_batch_size(batch_size, place))
 
 
-def _evaluate(state: TrainState, evaluation: tuple[torch.Tensor, torch.Tensor], transform: BatchTransform,
+def _evaluate(state: TrainState, evaluation: tuple[torch.Tensor, torch.Tensor], transform: BatchTransform | None,
               task: Task) -> dict[str, float]:
     """The task's held-out scores of ``state.model``.
 
@@ -100,18 +133,18 @@ def _evaluate(state: TrainState, evaluation: tuple[torch.Tensor, torch.Tensor], 
     lets each process take every world_size-th image and the weighted sums meet;
     other scores (mean IoU) are computed by every process on the whole split.
     """
-    place, config = state.place, state.config
+    place, options = state.place, state.options
     if place.world_size == 1 or not task.per_image:
-        return task.evaluate(state.model, *evaluation, transform, state.runtime, seed=config.seed)
+        return task.evaluate(state.model, *evaluation, transform, state.runtime, seed=options.seed)
     images, targets = evaluation[0][place.rank :: place.world_size], evaluation[1][place.rank :: place.world_size]
-    scores = task.evaluate(state.model, images, targets, transform, state.runtime, seed=config.seed)
+    scores = task.evaluate(state.model, images, targets, transform, state.runtime, seed=options.seed)
     count = len(images)
     names = sorted(scores)
     sums = sum_across([scores[name] * count for name in names] + [count], place, state.runtime.device)
     return {name: value / sums[-1] for name, value in zip(names, sums[:-1], strict=True)}
 
 
-def _call(callbacks: Iterable[Any], event: str, *args: Any) -> None:
+def _call(callbacks: Iterable[Callback], event: str, *args: Any) -> None:
     for callback in callbacks:
         method = getattr(callback, event, None)
         if method is None:
@@ -123,32 +156,32 @@ def _call(callbacks: Iterable[Any], event: str, *args: Any) -> None:
 
 
 def fit(state: TrainState, train: tuple[torch.Tensor, torch.Tensor],
-        evaluation: tuple[torch.Tensor, torch.Tensor] | None, transform: BatchTransform, *,
-        eval_split: str = "test", callbacks: Sequence[Any] = (), task: Task | None = None) -> TrainState:
-    """Train ``state.model`` on ``train`` until ``state.config.epochs`` epochs are complete.
+        evaluation: tuple[torch.Tensor, torch.Tensor] | None, transform: BatchTransform | None, task: Task, *,
+        eval_split: str = "test", callbacks: Sequence[Callback] = ()) -> TrainState:
+    """Train ``state.model`` for ``task`` on ``train`` until ``state.options.epochs`` epochs are complete.
 
     ``train`` and ``evaluation`` are ``(images, targets)``: ``(N, C, H, W)`` uint8
-    and the ``task``'s targets (default: the config's task; classify: ``(N,)``
-    int64 labels) on the training device. ``transform`` normalises every
-    batch and, in training, augments it (seeded by epoch and batch). Returns
+    and the ``task``'s targets (classify: ``(N,)`` int64 labels) on the training
+    device. ``transform`` normalises every batch and, in training, augments it
+    (seeded by epoch and batch); ``transform=None`` means the images are network
+    inputs already (e.g. cached features ``(N, F)``), used as they are. Returns
     the state; ``state.stop_reason`` is ``"interrupted"`` after Ctrl-C (the
     callbacks' ``on_interrupt`` has saved what it needs). A non-finite loss calls
     ``on_interrupt`` and raises :class:`TrainingDiverged`.
     """
-    config, runtime, model, place = state.config, state.runtime, state.model, state.place
+    options, runtime, model, place = state.options, state.runtime, state.model, state.place
     engine = state.engine or model
-    batch_size = local_batch_size(config.batch_size, place)
-    task = task or make_task(config.task, config.noise, tta=config.tta)
+    batch_size = local_batch_size(options.batch_size, place)
     scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.precision == "fp16")
     model.train()
     started = time.perf_counter() - state.elapsed
     _call(callbacks, "on_fit_start", state)
     # 0. nothing random reaches the input (no augmentation): normalise the training images once, not every batch
-    prepared = task.prepare_once(*train, transform, runtime)
+    prepared = train if transform is None else task.prepare_once(*train, transform, runtime)
     try:
-        while state.epoch < config.epochs:
+        while state.epoch < options.epochs:
             # 1. this epoch's order of the training images: fixed by (seed, epoch), whatever happened before
-            shuffle = torch.Generator().manual_seed(seed_for(config.seed, state.epoch, -1))
+            shuffle = torch.Generator().manual_seed(seed_for(options.seed, state.epoch, -1))
             epoch_clock, epoch_images = time.perf_counter(), 0
             shard = batches(prepared or train, batch_size, shuffle=True, generator=shuffle, rank=place.rank, world_size=place.world_size)
             for index, (images, y) in enumerate(shard):
@@ -156,15 +189,19 @@ def fit(state: TrainState, train: tuple[torch.Tensor, torch.Tensor],
                     continue  # resumed mid-epoch: this batch was trained before the interruption
                 # 2. the batch: uint8 -> the task's input and target (normalised, augmented, corrupted),
                 #    every draw seeded by (seed, epoch, batch, process)
-                batch_seed = seed_for(config.seed, state.epoch, state.batch, place.rank)
+                batch_seed = seed_for(options.seed, state.epoch, state.batch, place.rank)
                 _seed_dropout(batch_seed, runtime.device)
-                generator = torch.Generator(device=images.device).manual_seed(batch_seed) if task.draws(transform) else None
-                x, y = (images, y) if prepared else task.prepare(images, y, transform, generator)
+                if prepared or transform is None:
+                    x = images
+                else:
+                    draws = task.draws(transform)
+                    generator = torch.Generator(device=images.device).manual_seed(batch_seed) if draws else None
+                    x, y = task.prepare(images, y, transform, generator)
                 x = _layout(x, runtime)
                 # 3. forward and loss, in the run's precision
                 with runtime.autocast():
                     output = engine(x)
-                    loss = task.loss(output, y, config.label_smoothing)
+                    loss = task.loss(output, y, options.label_smoothing)
                 # 4. stop before a non-finite loss can reach the weights
                 loss_value = loss.item()
                 if not math.isfinite(loss_value):
@@ -179,9 +216,9 @@ def fit(state: TrainState, train: tuple[torch.Tensor, torch.Tensor],
                 # 5. backward, optional clipping, optimizer step, schedule step
                 state.optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
-                if config.clip_grad_norm is not None:
+                if options.clip_grad_norm is not None:
                     scaler.unscale_(state.optimizer)
-                    nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad_norm)
+                    nn.utils.clip_grad_norm_(model.parameters(), options.clip_grad_norm)
                 scaler.step(state.optimizer)
                 scaler.update()
                 state.scheduler.step()
@@ -204,7 +241,7 @@ def fit(state: TrainState, train: tuple[torch.Tensor, torch.Tensor],
             }
             train_seconds = time.perf_counter() - epoch_clock
             # a large held-out split can cost more than the epoch: eval_every thins it out, the last epoch always has it
-            if evaluation is not None and ((state.epoch + 1) % config.eval_every == 0 or state.epoch + 1 == config.epochs):
+            if evaluation is not None and ((state.epoch + 1) % options.eval_every == 0 or state.epoch + 1 == options.epochs):
                 scores = _evaluate(state, evaluation, transform, task)
                 record.update({f"{eval_split}_{name}": value for name, value in scores.items()})
             record["time"] = time.perf_counter() - started  # since the run began: training and evaluation

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any, TextIO
 
-from cnnkit.training.loop import TrainState
+from cnnkit.training.loop import Callback, TrainState
 
 # how each task's metrics read in a progress line: name -> (label, format of the value)
 METRIC_FORMATS: dict[str, tuple[str, str]] = {
@@ -35,7 +35,7 @@ def format_record(record: dict[str, Any], epochs: int) -> str:
     return "  ".join(parts)
 
 
-class Reporter:
+class Reporter(Callback):
     """A callback for :func:`cnnkit.training.loop.fit` that shows progress on ``stream`` (None: silent)."""
 
     def __init__(self, epochs: int, steps_per_epoch: int, batch_size: int, stream: TextIO | None,

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
-import shutil
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from cnnkit.data import BatchTransform, channel_stats
-from cnnkit.training import distributed, network, rundir
+from cnnkit import network
+from cnnkit.data import BatchTransform, ImageDataset, channel_stats
+from cnnkit.runs import SUMMARY, ModelCard, Run
+from cnnkit.runtime import Runtime, choose
+from cnnkit.tasks import Task, make_task
+from cnnkit.training import distributed
 from cnnkit.training.config import TrainConfig
-from cnnkit.training.distributed import Distributed
-from cnnkit.training.hardware import Runtime, choose
-from cnnkit.training.loop import TrainState, fit, new_state
+from cnnkit.training.distributed import SINGLE, Distributed
+from cnnkit.training.loop import Callback, TrainState, fit, steps_per_epoch
+from cnnkit.training.optim import make_optimizer, make_scheduler
 from cnnkit.training.progress import Reporter
-from cnnkit.training.tasks import make_task
 
 
 @dataclass
@@ -36,10 +39,10 @@ class TrainResult:
         return self.history[-1] if self.history else {}
 
 
-class Checkpointer:
+class Checkpointer(Callback):
     """Writes the checkpoint, the weights and the metrics after every epoch, and on Ctrl-C."""
 
-    def __init__(self, run: Path) -> None:
+    def __init__(self, run: Run) -> None:
         self.run = run
 
     def save(self, state: TrainState) -> None:
@@ -49,9 +52,9 @@ class Checkpointer:
             "loss_sum": state.loss_sum, "correct": state.correct, "seen": state.seen, "elapsed": state.elapsed,
             "history": state.history, "torch_rng": torch.get_rng_state(),
         }
-        rundir.save_checkpoint(self.run, payload)
-        rundir.save_weights(self.run / "model.safetensors", state.model)
-        rundir.write_metrics(self.run, state.history)
+        self.run.save_checkpoint(payload)
+        self.run.save_weights(state.model)
+        self.run.write_history(state.history)
 
     def on_epoch_end(self, state: TrainState, record: dict[str, Any]) -> None:
         self.save(state)
@@ -62,22 +65,19 @@ class Checkpointer:
             self.save(state)
 
 
+def new_state(model: torch.nn.Module, config: TrainConfig, runtime: Runtime, train_size: int,
+              place: Distributed = SINGLE) -> TrainState:
+    """Optimizer and schedule of ``config`` for a fresh run over ``train_size`` images (split across processes)."""
+    steps = steps_per_epoch(train_size, config.batch_size, place)
+    optimizer = make_optimizer(model, config)
+    scheduler = make_scheduler(optimizer, config.lr_schedule(), steps)
+    return TrainState(model, optimizer, scheduler, config.loop_options(), runtime, steps, place=place)
+
+
 def _default_run_dir(config: TrainConfig) -> Path:
     model = Path(config.model).stem if config.model.endswith(".txt") else config.model
     data = config.data.split(":", 1)[0]
     return Path("runs") / f"{model}-{data}-{time.strftime('%Y%m%d-%H%M%S')}"
-
-
-def _load_data(config: TrainConfig) -> tuple[Any, Any, str]:
-    from cnnkit import data
-
-    splits = data.load(config.data, data_dir=config.data_dir, image_size=config.image_size,
-                       grayscale=config.grayscale, val_split=config.val_split, seed=config.seed,
-                       skip_bad_images=config.skip_bad_images, classes=config.classes,
-                       train_per_class=config.train_per_class)
-    if config.val_split > 0:
-        return splits, splits.val, "val"
-    return splits, splits.test, "test" if splits.test is not None else ""
 
 
 def _transform(config: TrainConfig, mean: tuple[float, ...] | None, std: tuple[float, ...] | None) -> BatchTransform:
@@ -88,11 +88,15 @@ def _transform(config: TrainConfig, mean: tuple[float, ...] | None, std: tuple[f
                           noise_std=0.1 if "noise" in chosen else 0.0)
 
 
-def train(config: TrainConfig | None = None, *, quiet: bool = False, **options: Any) -> TrainResult:
+def train(config: TrainConfig | None = None, *, quiet: bool = False, callbacks: Sequence[Callback] = (),
+          **options: Any) -> TrainResult:
     """Train ``config.model`` on ``config.data``; everything lands in the run directory.
 
     Give a :class:`TrainConfig` or its fields as keywords:
-    ``train(model="lenet5", data="fashion-mnist", epochs=3)``.
+    ``train(model="lenet5", data="fashion-mnist", epochs=3)``. ``callbacks``
+    (:class:`~cnnkit.training.Callback` objects) are called by the loop beside
+    cnnkit's own checkpointing and progress display, e.g. to log to another
+    tool or stop early (raise ``KeyboardInterrupt`` from ``on_epoch_end``).
 
     The run directory is created only once the data and the network are ready,
     and removed again if the run fails before its first epoch completes, so a
@@ -108,7 +112,7 @@ def train(config: TrainConfig | None = None, *, quiet: bool = False, **options: 
     config.validate()
     place, runtime = _start(config)
     with distributed.process_group(place):
-        return _train(config, runtime, place, quiet)
+        return _train(config, runtime, place, quiet, callbacks)
 
 
 def _start(config: TrainConfig) -> tuple[Distributed, Runtime]:
@@ -121,67 +125,53 @@ def _start(config: TrainConfig) -> tuple[Distributed, Runtime]:
     return place, replace(runtime, device=distributed.setup(place, runtime.device))
 
 
-def _train(config: TrainConfig, runtime: Runtime, place: Distributed, quiet: bool) -> TrainResult:
-    task = make_task(config.task, config.noise, tta=config.tta)
-    splits, evaluation, eval_split = _load_data(config)
-    train_set = splits.train
-    task.targets(train_set)  # a dataset without what the task learns fails here, before the run directory exists
-    shape = tuple(train_set.images.shape[1:])
-    source = network.describe(config.model, shape, len(train_set.class_names), config.task, config.model_options)
-    torch.manual_seed(config.seed)
-    model = network.build(source, shape).to(runtime.device)
+def _to_device(model: torch.nn.Module, runtime: Runtime) -> torch.nn.Module:
+    model = model.to(runtime.device)
     if runtime.channels_last:
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    mean, std = channel_stats(train_set.images)
-    transform = _transform(config, mean, std) if task.normalises else _transform(config, None, None)
-    run = Path(config.out) if config.out else Path(distributed.broadcast_text(str(_default_run_dir(config)), place))
-    if run.exists() and any(run.iterdir()):
-        raise ValueError(f"--out {run}: the directory exists and is not empty; choose another, or continue it with "
-                         f"`cnnkit train --resume {run}`")
+    return model
+
+
+def _train(config: TrainConfig, runtime: Runtime, place: Distributed, quiet: bool,
+           callbacks: Sequence[Callback]) -> TrainResult:
+    task = make_task(config.task, config.noise, tta=config.tta)
+    spec = config.data_spec()
+    splits = spec.load()
+    train_set = splits.train
+    task.targets(train_set)  # a dataset without what the task learns fails here, before the run directory exists
+    shape = train_set.input_shape
+    source = network.describe(config.model, shape, train_set.num_classes, task, config.model_options)
+    torch.manual_seed(config.seed)
+    model = _to_device(network.build(source, shape), runtime)
+    mean, std = channel_stats(train_set.images) if task.normalises else (None, None)
+    transform = _transform(config, mean, std)
+    folder = Path(config.out) if config.out else Path(distributed.broadcast_text(str(_default_run_dir(config)), place))
+    card = ModelCard(config.task, source, shape, train_set.class_names, transform.to_dict(), spec, config.noise,
+                     eval_split=splits.eval_split or "", skipped_files=tuple(splits.skipped))
+    if folder.exists() and any(folder.iterdir()):
+        raise ValueError(f"--out {folder}: the directory exists and is not empty; choose another, or continue it "
+                         f"with `cnnkit train --resume {folder}`")
     distributed.barrier(place)  # every process has checked the folder before rank 0 fills it
-    meta = {"task": config.task, "noise": config.noise, "source": source, "input_shape": list(shape),
-            "class_names": list(train_set.class_names),
-            "mean": list(mean), "std": list(std), "transform": transform.to_dict(), "data": config.data,
-            "eval_split": eval_split, "skipped_files": list(splits.skipped)}
     if not place.is_main:  # the other processes train alongside rank 0 and write nothing
         state = new_state(model, config, runtime, len(train_set), place)
-        return _fit(run, state, train_set, evaluation, meta, config, True)
-    created = not run.exists()
-    run.mkdir(parents=True, exist_ok=True)
-    try:
-        rundir.write_json(run / "config.json", config.to_dict())
-        rundir.write_json(run / "model.json", meta)
+        return _fit(Run(folder, card), state, train_set, splits.evaluation, task, config, True, callbacks)
+    with Run.create(folder, card, config.to_dict()) as run:
         from cnnkit.summarize import summary
 
-        text = summary(model, shape, name=source["name"]).to_text()
-        rundir.atomic_write(run / "summary.txt", text.encode())
+        run.write_text(SUMMARY, summary(model, shape, name=card.name).to_text())
         state = new_state(model, config, runtime, len(train_set), place)
-        return _fit(run, state, train_set, evaluation, meta, config, quiet)
-    except BaseException:
-        if not (run / rundir.CHECKPOINT).exists():
-            _remove_partial_run(run, created)
-        raise
+        return _fit(run, state, train_set, splits.evaluation, task, config, quiet, callbacks)
 
 
-def _remove_partial_run(run: Path, created: bool) -> None:
-    """Undo a run that failed before its first checkpoint: the folder if cnnkit made it, else only its files."""
-    if created:
-        shutil.rmtree(run, ignore_errors=True)
-        return
-    for path in run.iterdir():
-        if path.is_file():
-            path.unlink()
-
-
-def resume(run: str | Path, epochs: int | None = None, *, quiet: bool = False) -> TrainResult:
+def resume(run: str | Path, epochs: int | None = None, *, quiet: bool = False,
+           callbacks: Sequence[Callback] = ()) -> TrainResult:
     """Continue a run from its checkpoint, up to ``epochs`` in total (default: its configured epochs)."""
-    run = Path(run)
-    meta = rundir.read_json(run / "model.json")
-    if meta.get("source", {}).get("kind") == "transfer":
+    opened = Run.open(run)
+    if opened.card.source.get("kind") == "transfer":
         raise ValueError(f"{run} was trained by `cnnkit transfer`, whose phases (frozen layers, head first) "
                          f"`--resume` cannot continue; run `cnnkit transfer` again with more --epochs")
-    values = rundir.read_json(run / "config.json")
-    checkpoint = rundir.load_checkpoint(run)
+    values = opened.config()
+    checkpoint = opened.load_checkpoint()
     if epochs is not None:
         values["epochs"] = epochs
     config = TrainConfig.from_dict(values)
@@ -189,18 +179,15 @@ def resume(run: str | Path, epochs: int | None = None, *, quiet: bool = False) -
         raise ValueError(f"{run} has already trained {checkpoint['epoch']} epochs; give --epochs above that to continue")
     place, runtime = _start(config)
     with distributed.process_group(place):
-        return _resume(run, config, checkpoint, meta, runtime, place, quiet)
+        return _resume(opened, config, checkpoint, runtime, place, quiet, callbacks)
 
 
-def _resume(run: Path, config: TrainConfig, checkpoint: dict[str, Any], meta: dict[str, Any], runtime: Runtime,
-            place: Distributed, quiet: bool) -> TrainResult:
-    splits, evaluation, _ = _load_data(config)
-    shape = tuple(meta["input_shape"])
-    model = network.build(meta["source"], shape)
-    rundir.restore_model(run, model, checkpoint["model"])
-    model = model.to(runtime.device)
-    if runtime.channels_last:
-        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+def _resume(run: Run, config: TrainConfig, checkpoint: dict[str, Any], runtime: Runtime, place: Distributed,
+            quiet: bool, callbacks: Sequence[Callback]) -> TrainResult:
+    splits = run.data().load()
+    model = run.fresh_network()
+    run.restore(model, checkpoint["model"])
+    model = _to_device(model, runtime)
     state = new_state(model, config, runtime, len(splits.train), place)
     state.optimizer.load_state_dict(checkpoint["optimizer"])
     state.scheduler.load_state_dict(checkpoint["scheduler"])
@@ -209,14 +196,14 @@ def _resume(run: Path, config: TrainConfig, checkpoint: dict[str, Any], meta: di
         setattr(state, key, checkpoint[key])
     torch.set_rng_state(checkpoint["torch_rng"])
     if place.is_main:
-        rundir.write_json(run / "config.json", config.to_dict())
-    return _fit(run, state, splits.train, evaluation, meta, config, quiet or not place.is_main)
-
-
-def _fit(run: Path, state: TrainState, train_set: Any, evaluation: Any, meta: dict[str, Any],
-         config: TrainConfig, quiet: bool) -> TrainResult:
-    device = state.runtime.device
+        run.write_config(config.to_dict())
     task = make_task(config.task, config.noise, tta=config.tta)
+    return _fit(run, state, splits.train, splits.evaluation, task, config, quiet or not place.is_main, callbacks)
+
+
+def _fit(run: Run, state: TrainState, train_set: ImageDataset, evaluation: ImageDataset | None, task: Task,
+         config: TrainConfig, quiet: bool, callbacks: Sequence[Callback]) -> TrainResult:
+    device = state.runtime.device
     # the DDP wrapper averages gradients across processes; torch.compile traces the step's network once
     state.engine = distributed.wrap(state.model, state.place, device)
     if config.compile:
@@ -226,19 +213,18 @@ def _fit(run: Path, state: TrainState, train_set: Any, evaluation: Any, meta: di
     eval_data = None if evaluation is None else (evaluation.images.to(device), task.targets(evaluation).to(device))
     reporter = Reporter(config.epochs, state.steps_per_epoch, config.batch_size,
                         stream=None if quiet else sys.stdout, metric=task.metric)
+    card = run.card
     if not quiet:
-        what = f"{len(meta['class_names'])} classes" if task.name in ("classify", "segment") else f"task {task}"
-        print(f"training {meta['source']['name']} on {config.data}: {len(train_data[1]):,} images, "
-              f"{what}, {state.runtime.describe()} -> {run}")
-        skipped = meta.get("skipped_files", [])
+        print(f"training {card.name} on {config.data}: {len(train_data[1]):,} images, "
+              f"{task.describe(len(card.class_names))}, {state.runtime.describe()} -> {run.folder}")
+        skipped = card.skipped_files
         if skipped:
             print(f"skipped {len(skipped)} unreadable image file(s) (--skip-bad-images): {'; '.join(skipped[:3])}"
                   f"{' ...' if len(skipped) > 3 else ''}")
-    transform = BatchTransform.from_dict(meta["transform"])
-    callbacks = [Checkpointer(run), reporter] if state.place.is_main else []
-    fit(state, train_data, eval_data, transform, eval_split=meta["eval_split"] or "test", callbacks=callbacks,
-        task=task)
-    return TrainResult(run, state.history, state.runtime.describe(), state.stop_reason, state.model)
+    own: list[Callback] = [Checkpointer(run), reporter] if state.place.is_main else []
+    fit(state, train_data, eval_data, card.batch_transform(), task, eval_split=card.eval_split or "test",
+        callbacks=[*own, *callbacks])
+    return TrainResult(run.folder, state.history, state.runtime.describe(), state.stop_reason, state.model)
 
 
-__all__ = ["TrainResult", "resume", "train"]
+__all__ = ["Checkpointer", "TrainResult", "new_state", "resume", "train"]

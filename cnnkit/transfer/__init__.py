@@ -9,28 +9,29 @@
 - :func:`compare`: training from scratch and each strategy on the same split, side by side;
 - :func:`load_base`: a base network from the zoo, a run directory or a torchvision-format file;
 - :func:`audit`: for each layer, trainable or frozen, and whether BatchNorm statistics can change.
+
+The names are imported on first use, so that reading a transfer run's network
+(:mod:`cnnkit.transfer.net`, what ``cnnkit evaluate`` and ``predict`` need)
+does not import the training code.
 """
 
-from cnnkit.transfer.backbone import Base, load_base
-from cnnkit.transfer.compare import CompareResult, compare
-from cnnkit.transfer.config import Features, Strategy, TransferConfig
-from cnnkit.transfer.freeze import AuditRow, Block, audit, audit_text, blocks
-from cnnkit.transfer.strategies import TransferResult, features_text, transfer
+from __future__ import annotations
 
-__all__ = [
-    "AuditRow",
-    "Base",
-    "Block",
-    "CompareResult",
-    "Features",
-    "Strategy",
-    "TransferConfig",
-    "TransferResult",
-    "audit",
-    "audit_text",
-    "blocks",
-    "compare",
-    "features_text",
-    "load_base",
-    "transfer",
-]
+import importlib
+from typing import Any
+
+_LAZY = {
+    "Base": "backbone", "load_base": "backbone",
+    "CompareResult": "comparison", "compare": "comparison",
+    "Features": "config", "Strategy": "config", "TransferConfig": "config",
+    "AuditRow": "freeze", "Block": "freeze", "audit": "freeze", "audit_text": "freeze", "blocks": "freeze",
+    "TransferResult": "strategies", "features_text": "strategies", "transfer": "strategies",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"cnnkit.transfer.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'cnnkit.transfer' has no attribute {name!r}")

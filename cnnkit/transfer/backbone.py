@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnkit.models.transfer_net import find_classifier
+from cnnkit.transfer.net import find_classifier
 
 # torchvision's ImageNet preprocessing, which its weight files (and so the zoo's torchvision-named models) expect
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -40,15 +40,17 @@ class Base:
 def load_base(base: str, weights: str | None = None) -> Base:
     """The base network ``base``: a run directory, or a zoo name (its packaged weights, or the file ``weights``)."""
     from cnnkit import models
+    from cnnkit.resolve import resolve
 
     path = Path(base)
-    if (path / "model.json").is_file():
+    if path.is_file():
+        raise ValueError(f"--base {base}: a file, not a cnnkit run directory or a zoo name; for a weight file give "
+                         f"the architecture and the file: --base resnet18 --weights {base}")
+    found = resolve(base, accept=("run", "zoo"), flag="--base")
+    if found.kind == "run":
         if weights is not None:
             raise ValueError(f"--weights: {base} is a run directory and brings its own weights; leave --weights out")
         return _from_run(path)
-    if path.exists():
-        raise ValueError(f"--base {base}: not a cnnkit run directory (no model.json) and not a zoo name; for a weight "
-                         f"file give the architecture and the file: --base resnet18 --weights {base}")
     info = models.info(base)
     if info.task != "classification":
         raise ValueError(f"--base {base}: a {info.task} network has no classifier to replace; choose a classification "
@@ -64,17 +66,18 @@ def load_base(base: str, weights: str | None = None) -> Base:
                 find_classifier(model, w.input_size), f"{base} ({w.name} weights)")
 
 
-def _from_run(run: Path) -> Base:
-    from cnnkit.training import network
+def _from_run(folder: Path) -> Base:
+    from cnnkit.runs import Run
 
-    model, meta = network.load_trained(run)
-    shape = tuple(int(s) for s in meta["input_shape"])
-    channels = shape[0]
-    transform = meta["transform"]
-    mean = tuple(transform["mean"]) if transform.get("mean") else (0.0,) * channels
-    std = tuple(transform["std"]) if transform.get("std") else (1.0,) * channels
-    return Base(model, meta["source"], (shape[0], shape[1], shape[2]), mean, std, find_classifier(model, shape),
-                f"{meta['source'].get('name', run.name)} (run {run}, trained on {meta.get('data', '?')})")
+    run = Run.open(folder)
+    card, prep = run.card, run.card.prep()
+    model = run.network()
+    channels = card.input_shape[0]
+    mean = prep.mean if prep.mean is not None else (0.0,) * channels
+    std = prep.std if prep.std is not None else (1.0,) * channels
+    data = card.data.name if card.data is not None else "?"
+    return Base(model, card.source, card.input_shape, mean, std, find_classifier(model, card.input_shape),
+                f"{card.name} (run {folder}, trained on {data})")
 
 
 def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:

@@ -5,17 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cnnkit.evaluation.figures import _pyplot, _save
+from cnnkit.visualize.plot import pyplot, save_png
 
 if TYPE_CHECKING:
-    from cnnkit.transfer.compare import CompareResult
+    from cnnkit.transfer.comparison import CompareResult
 
 _COLOURS = {"scratch": "#8c8c8c", "extract": "#4c72b0", "freeze": "#55a868", "finetune": "#c44e52"}
 
 
 def comparison_chart(result: CompareResult, path: Path) -> None:
     """Three bar panels sharing the strategies: accuracy (with scratch's as a dashed line), parameters (log), seconds."""
-    plt = _pyplot()
+    plt = pyplot()
     names = [row.strategy for row in result.rows]
     colours = [_COLOURS.get(name.split(":")[0], "#937860") for name in names]
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
@@ -38,4 +38,4 @@ def comparison_chart(result: CompareResult, path: Path) -> None:
     fig.suptitle(f"{result.base} -> {result.data}: {result.train_size:,} training images, "
                  f"{result.eval_size:,} {result.eval_split} images", fontsize=10)
     fig.tight_layout()
-    _save(fig, path)
+    save_png(fig, path)

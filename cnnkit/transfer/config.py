@@ -12,9 +12,12 @@ import dataclasses
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from cnnkit.training.config import AUGMENTATIONS, Device, Precision, check_field_types, reject_unknown_options
+
+if TYPE_CHECKING:
+    from cnnkit.data.spec import DataSpec
 
 Classifier = Literal["linear", "logistic", "svm", "knn"]
 BatchNormPolicy = Literal["frozen", "train"]
@@ -130,6 +133,13 @@ class TransferConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def data_spec(self) -> DataSpec:
+        """The data this configuration reads (recorded in the run's model card)."""
+        from cnnkit.data.spec import DataSpec
+
+        return DataSpec(self.data, self.data_dir, self.image_size, self.grayscale, self.val_split, self.seed,
+                        self.skip_bad_images, tuple(self.classes), self.train_per_class)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], *, shared: bool = False) -> TransferConfig:

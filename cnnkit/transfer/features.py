@@ -2,7 +2,7 @@
 
 The features are by default the outputs of every block of the base, each
 averaged over a 2x2 grid, concatenated and standardised
-(:class:`cnnkit.models.feature_taps.FeatureTaps`; :func:`tap_layers` says
+(:class:`cnnkit.transfer.taps.FeatureTaps`; :func:`tap_layers` says
 which layer gives each block's output); ``--features last`` is the old
 classifier's input alone. The backbone runs once over every image, in eval
 mode and without gradients; then any classifier trains on the cached
@@ -15,22 +15,19 @@ stays an ordinary network that ``evaluate`` and ``predict`` can use.
 from __future__ import annotations
 
 import difflib
-import math
-import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from cnnkit.models.transfer_net import KNNHead, TransferNet
-from cnnkit.training.config import TrainConfig
-from cnnkit.training.hardware import Runtime
-from cnnkit.training.loop import seed_for
-from cnnkit.training.optim import make_optimizer, make_scheduler
+from cnnkit.runtime import Runtime
 from cnnkit.transfer.config import Features
 from cnnkit.transfer.freeze import Block
+from cnnkit.transfer.net import KNNHead, TransferNet
+
+if TYPE_CHECKING:
+    from cnnkit.training.loop import Callback, LoopOptions
 
 Shape = tuple[int, ...]
 
@@ -124,52 +121,32 @@ def extract_features(net: TransferNet, images: torch.Tensor, runtime: Runtime, b
     return torch.cat(outputs) if outputs else torch.zeros(0, 0)
 
 
-def _evaluate(head: nn.Module, features: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
-    with torch.no_grad():
-        logits = head(features)
-    return F.cross_entropy(logits, labels).item(), (logits.argmax(1) == labels).float().mean().item()
-
-
 def train_linear_head(head: nn.Linear, train: tuple[torch.Tensor, torch.Tensor],
-                      evaluation: tuple[torch.Tensor, torch.Tensor] | None, config: TrainConfig, eval_split: str = "test",
-                      on_epoch: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+                      evaluation: tuple[torch.Tensor, torch.Tensor] | None, options: LoopOptions, lr: float,
+                      weight_decay: float = 0.0, eval_split: str = "test",
+                      callbacks: Sequence[Callback] = ()) -> list[dict[str, Any]]:
     """Train ``head`` on cached features ``(N, F)`` float32 and labels ``(N,)``; one metrics record per epoch.
 
-    The optimizer, schedule, label smoothing, batch size and epochs come from
-    ``config`` (as :func:`cnnkit.training.fit` uses them), and every shuffle
-    is seeded by ``(config.seed, epoch)``. Records carry the same keys as
-    ``metrics.jsonl`` of a training run.
+    The head trains through :func:`cnnkit.training.fit`, as any network does
+    (``transform=None``: the features are its inputs already), with AdamW at
+    ``lr`` on a one-cycle schedule, on the CPU in float32. Records carry the
+    same keys as ``metrics.jsonl`` of a training run. Ctrl-C stops it with
+    ``KeyboardInterrupt``.
     """
-    features, labels = train
-    steps = math.ceil(len(labels) / config.batch_size)
-    optimizer = make_optimizer(head, config)
-    scheduler = make_scheduler(optimizer, config, steps)
-    history: list[dict[str, Any]] = []
-    started = time.perf_counter()
-    for epoch in range(config.epochs):
-        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed_for(config.seed, epoch, -1)))
-        loss_sum, correct = 0.0, 0
-        head.train()
-        for start in range(0, len(labels), config.batch_size):
-            index = order[start:start + config.batch_size]
-            logits = head(features[index])  # (B, classes)
-            loss = F.cross_entropy(logits, labels[index], label_smoothing=config.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            loss_sum += loss.item() * len(index)
-            correct += int((logits.argmax(1) == labels[index]).sum())
-        head.eval()
-        record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": loss_sum / len(labels),
-                                  "train_accuracy": correct / len(labels), "lr": optimizer.param_groups[0]["lr"]}
-        if evaluation is not None:
-            record[f"{eval_split}_loss"], record[f"{eval_split}_accuracy"] = _evaluate(head, *evaluation)
-        record["time"] = time.perf_counter() - started
-        history.append(record)
-        if on_epoch is not None:
-            on_epoch(record)
-    return history
+    from cnnkit.runtime import choose
+    from cnnkit.tasks import Classify
+    from cnnkit.training.loop import TrainState, fit, steps_per_epoch
+    from cnnkit.training.optim import Schedule, make_scheduler, parameter_groups
+
+    steps = steps_per_epoch(len(train[1]), options.batch_size)
+    optimizer = torch.optim.AdamW(parameter_groups(head, weight_decay), lr=lr)
+    scheduler = make_scheduler(optimizer, Schedule("onecycle", options.epochs), steps)
+    state = TrainState(head, optimizer, scheduler, options, choose("cpu", "fp32", False), steps)
+    fit(state, train, evaluation, None, Classify(), eval_split=eval_split, callbacks=callbacks)
+    if state.stop_reason == "interrupted":
+        raise KeyboardInterrupt
+    head.eval()
+    return state.history
 
 
 def _linear_from(coef: Any, intercept: Any, mean: Any, scale: Any, num_classes: int) -> nn.Linear:

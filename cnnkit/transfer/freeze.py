@@ -26,7 +26,7 @@ from typing import Any
 from torch import nn
 
 from cnnkit.layers import FROZEN_BATCHNORMS, freeze_statistics
-from cnnkit.models.transfer_net import TransferNet, get_module, set_module
+from cnnkit.transfer.net import TransferNet, get_module, set_module
 
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 _NORMS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.LocalResponseNorm)

@@ -11,14 +11,14 @@
 Freeze and finetune first train the new head alone on cached features
 (``head_epochs``), so that a random head's large early gradients never reach
 the pretrained weights; then everything that is not frozen trains together.
-The run directory is what ``cnnkit train`` writes (``model.json`` with source
-kind ``transfer``), so ``cnnkit evaluate``, ``predict`` and
-``network.load_trained`` work on it, with no need for the pretrained file.
+The run directory is what ``cnnkit train`` writes (a model card with source
+kind ``transfer``, :mod:`cnnkit.runs`), so ``cnnkit evaluate``, ``predict``
+and :meth:`cnnkit.runs.Run.network` work on it, with no need for the
+pretrained file. Both phases train through :func:`cnnkit.training.fit`.
 """
 
 from __future__ import annotations
 
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -28,20 +28,20 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnkit.data import BatchTransform
-from cnnkit.models.feature_taps import FeatureTaps
-from cnnkit.models.transfer_net import InputAdapter, KNNHead, TransferNet, get_module, new_head, set_module
-from cnnkit.training import rundir
-from cnnkit.training.config import TrainConfig
-from cnnkit.training.hardware import Runtime, choose
-from cnnkit.training.loop import TrainState, fit
-from cnnkit.training.optim import make_scheduler
+from cnnkit.data import BatchTransform, ImageDataset
+from cnnkit.runs import SUMMARY, ModelCard, Run
+from cnnkit.runtime import Runtime, choose
+from cnnkit.tasks import Classify
+from cnnkit.tasks.classify import evaluate_batches
+from cnnkit.training.loop import Callback, LoopOptions, TrainState, fit
+from cnnkit.training.optim import Schedule, make_scheduler
 from cnnkit.training.progress import Reporter
-from cnnkit.training.tasks import evaluate_batches
 from cnnkit.transfer.backbone import Base, load_base
 from cnnkit.transfer.config import Strategy, TransferConfig
 from cnnkit.transfer.features import extract_features, fit_sklearn_head, tap_layers, train_linear_head
 from cnnkit.transfer.freeze import AuditRow, Block, audit, blocks, freeze, freeze_batchnorm, resolve
+from cnnkit.transfer.net import InputAdapter, KNNHead, TransferNet, get_module, new_head, set_module
+from cnnkit.transfer.taps import FeatureTaps
 
 
 @dataclass
@@ -167,12 +167,9 @@ def discriminative_groups(net: TransferNet, lr: float, backbone_fraction: float,
     return [g for g in groups if g["params"]]
 
 
-def _train_config(config: TransferConfig, epochs: int) -> TrainConfig:
-    """The :class:`TrainConfig` the fit loop and the schedule read for one phase of the run."""
-    return TrainConfig(model=config.base, data=config.data, epochs=epochs, batch_size=config.batch_size,
-                       optimizer="adamw", lr=config.lr, weight_decay=config.weight_decay, schedule="onecycle",
-                       label_smoothing=config.label_smoothing, augment=list(config.augment), seed=config.seed,
-                       precision=config.precision, device=config.device, channels_last=config.channels_last)
+def _loop(config: TransferConfig, epochs: int) -> LoopOptions:
+    """What the fit loop reads for one phase of the run (both phases: AdamW on a one-cycle schedule)."""
+    return LoopOptions(epochs, config.batch_size, config.seed, config.label_smoothing, eval_every=epochs)
 
 
 def _augmentation(augment: list[str]) -> BatchTransform:
@@ -182,18 +179,18 @@ def _augmentation(augment: list[str]) -> BatchTransform:
                           erase=0.5 if "erase" in chosen else 0.0, noise_std=0.03 if "noise" in chosen else 0.0)
 
 
-class _Saver:
+class _Saver(Callback):
     """Fit callback: the weights and the whole history (head phase first) after every epoch, atomically."""
 
-    def __init__(self, run: Path, head_history: list[dict[str, Any]], phase: str) -> None:
+    def __init__(self, run: Run, head_history: list[dict[str, Any]], phase: str) -> None:
         self.run, self.head_history, self.phase = run, head_history, phase
         self.history: list[dict[str, Any]] = list(head_history)
 
     def on_epoch_end(self, state: TrainState, record: dict[str, Any]) -> None:
         offset = len(self.head_history)
         self.history = self.head_history + [dict(r, epoch=r["epoch"] + offset, phase=self.phase) for r in state.history]
-        rundir.save_weights(self.run / "model.safetensors", state.model)
-        rundir.write_metrics(self.run, self.history)
+        self.run.save_weights(state.model)
+        self.run.write_history(self.history)
 
 
 def _log(quiet: bool, text: str) -> None:
@@ -211,8 +208,6 @@ def transfer(config: TransferConfig | None = None, *, quiet: bool = False, dry_r
     writes nothing. A run that fails or is interrupted leaves no directory
     behind (a transfer run cannot be resumed).
     """
-    from cnnkit import data
-
     if config is None:
         config = TransferConfig.from_dict(options)
     elif options:
@@ -221,9 +216,8 @@ def transfer(config: TransferConfig | None = None, *, quiet: bool = False, dry_r
     strategy = config.parsed_strategy
     runtime = choose(config.device, config.precision, config.channels_last)
     base = load_base(config.base, config.weights)  # before the data: a bad base fails fast
-    splits = data.load(config.data, data_dir=config.data_dir, image_size=config.image_size, grayscale=config.grayscale,
-                       val_split=config.val_split, seed=config.seed, skip_bad_images=config.skip_bad_images,
-                       classes=config.classes, train_per_class=config.train_per_class)
+    spec = config.data_spec()
+    splits = spec.load()
     evaluation, eval_split = splits.evaluation, splits.eval_split or ""
     shape = splits.train.input_shape
     torch.manual_seed(config.seed)  # the new head's initial weights
@@ -239,28 +233,22 @@ def transfer(config: TransferConfig | None = None, *, quiet: bool = False, dry_r
                             len(splits.train), 0 if evaluation is None else len(evaluation))
     if dry_run:
         return result
-    run = Path(config.out) if config.out else Path("runs") / (
+    folder = Path(config.out) if config.out else Path("runs") / (
         f"transfer-{Path(config.base).name}-{str(strategy).replace(':', '')}-{time.strftime('%Y%m%d-%H%M%S')}")
-    if run.exists() and any(run.iterdir()):
-        raise ValueError(f"--out {run}: the directory exists and is not empty; choose another")
     transform = _augmentation(config.augment)
-    meta = {"source": source, "input_shape": list(shape), "class_names": list(splits.class_names), "mean": None,
-            "std": None, "transform": transform.to_dict(), "data": config.data, "eval_split": eval_split,
-            "skipped_files": list(splits.skipped)}
-    created = not run.exists()
-    run.mkdir(parents=True, exist_ok=True)
-    try:
-        recorded = config.to_dict()
-        if net.taps is not None:  # the layers --features resolved to, by name: what the run really read
-            recorded["features"] = ",".join(net.taps.layers)
-        rundir.write_json(run / "config.json", recorded)
-        rundir.write_json(run / "model.json", meta)
+    card = ModelCard("classify", source, shape, splits.class_names, transform.to_dict(), spec,
+                     eval_split=eval_split, skipped_files=tuple(splits.skipped))
+    recorded = config.to_dict()
+    if net.taps is not None:  # the layers --features resolved to, by name: what the run really read
+        recorded["features"] = ",".join(net.taps.layers)
+    with Run.create(folder, card, recorded, resumable=False) as run:
         from cnnkit.summarize import summary
 
-        rundir.atomic_write(run / "summary.txt", summary(net, shape, name=source["name"]).to_text().encode())
+        run.write_text(SUMMARY, summary(net, shape, name=source["name"]).to_text())
         _log(quiet, f"transfer {base.description} -> {config.data} ({len(splits.train):,} training images, "
                     f"{splits.num_classes} classes), strategy {strategy}: {frozen} of {len(found)} blocks frozen, "
-                    f"{result.trainable_params:,} of {result.total_params:,} parameters train; {runtime.describe()} -> {run}")
+                    f"{result.trainable_params:,} of {result.total_params:,} parameters train; {runtime.describe()} -> "
+                    f"{folder}")
         if net.taps is not None:
             _log(quiet, f"the classifier reads {net.taps.num_features:,} standardised features: the outputs of "
                         f"{', '.join(net.taps.layers)}, each averaged over a {net.taps.grid}x{net.taps.grid} grid")
@@ -268,40 +256,33 @@ def transfer(config: TransferConfig | None = None, *, quiet: bool = False, dry_r
         result.history = _train(net, strategy, config, splits.train, evaluation, eval_split, transform, runtime, run,
                                 quiet)
         result.seconds = time.perf_counter() - started
-    except BaseException:
-        if created:
-            shutil.rmtree(run, ignore_errors=True)
-        else:
-            for path in run.iterdir():
-                if path.is_file():
-                    path.unlink()
-        raise
-    result.run_dir = run
+    result.run_dir = folder
     result.accuracy = result.history[-1].get(f"{eval_split}_accuracy") if result.history else None
     return result
 
 
-def _train(net: TransferNet, strategy: Strategy, config: TransferConfig, train_set: Any, evaluation: Any,
-           eval_split: str, transform: BatchTransform, runtime: Runtime, run: Path, quiet: bool) -> list[dict[str, Any]]:
+def _train(net: TransferNet, strategy: Strategy, config: TransferConfig, train_set: ImageDataset,
+           evaluation: ImageDataset | None, eval_split: str, transform: BatchTransform, runtime: Runtime, run: Run,
+           quiet: bool) -> list[dict[str, Any]]:
     """The head phase on cached features, then (freeze, finetune) the fit loop; returns the metrics history."""
     history: list[dict[str, Any]] = []
     if strategy.kind == "extract" or config.head_epochs_for(len(train_set)) > 0:
         history = _head_phase(net, strategy, config, train_set, evaluation, eval_split, runtime, quiet)
-        rundir.save_weights(run / "model.safetensors", net)
-        rundir.write_metrics(run, history)
+        run.save_weights(net)
+        run.write_history(history)
     if strategy.kind == "extract":
         return history
-    train_config = _train_config(config, config.epochs)
     steps = -(-len(train_set) // config.batch_size)
     optimizer = torch.optim.AdamW(discriminative_groups(net, config.lr, config.backbone_lr, config.weight_decay),
                                   lr=config.lr)
-    state = TrainState(net, optimizer, make_scheduler(optimizer, train_config, steps), train_config, runtime, steps)
+    scheduler = make_scheduler(optimizer, Schedule("onecycle", config.epochs), steps)
+    state = TrainState(net, optimizer, scheduler, _loop(config, config.epochs), runtime, steps)
     saver = _Saver(run, history, "blocks" if strategy.kind == "freeze" else "all")
     reporter = Reporter(config.epochs, steps, config.batch_size, stream=None if quiet else sys.stdout)
     _log(quiet, f"training the unfrozen layers at {config.lr * config.backbone_lr:.3g} and the head at {config.lr:.3g} "
                 f"for {config.epochs} epochs")
     train_data = (train_set.images.to(runtime.device), train_set.labels.to(runtime.device))
-    fit(state, train_data, None, transform, callbacks=[reporter, saver])
+    fit(state, train_data, None, transform, Classify(), callbacks=[reporter, saver])
     if state.stop_reason == "interrupted":
         raise KeyboardInterrupt
     history = saver.history
@@ -310,12 +291,13 @@ def _train(net: TransferNet, strategy: Strategy, config: TransferConfig, train_s
         loss, accuracy, _ = evaluate_batches(net, images, labels, transform, runtime, batch_size=128)
         history[-1][f"{eval_split}_loss"], history[-1][f"{eval_split}_accuracy"] = loss, accuracy
         _log(quiet, f"{eval_split} accuracy {accuracy:.2%} ({len(labels):,} images)")
-    rundir.write_metrics(run, history)
+    run.write_history(history)
     return history
 
 
-def _head_phase(net: TransferNet, strategy: Strategy, config: TransferConfig, train_set: Any, evaluation: Any,
-                eval_split: str, runtime: Runtime, quiet: bool) -> list[dict[str, Any]]:
+def _head_phase(net: TransferNet, strategy: Strategy, config: TransferConfig, train_set: ImageDataset,
+                evaluation: ImageDataset | None, eval_split: str, runtime: Runtime,
+                quiet: bool) -> list[dict[str, Any]]:
     """Features through the (still pretrained) base, once; the new head trained on them alone."""
     clock = time.perf_counter()
     shown = {"next": 0.0}
@@ -344,7 +326,8 @@ def _head_phase(net: TransferNet, strategy: Strategy, config: TransferConfig, tr
     if config.classifier == "linear":
         assert isinstance(head, nn.Linear)
         history = train_linear_head(head, (train_features, train_labels), evaluated,
-                                    _train_config(config, config.head_epochs_for(len(train_set))), eval_split)
+                                    _loop(config, config.head_epochs_for(len(train_set))), config.lr,
+                                    config.weight_decay, eval_split)
     else:
         head = fit_sklearn_head(config.classifier, train_features, train_labels, len(train_set.class_names),
                                 config.knn_k, config.seed)

@@ -9,7 +9,7 @@ adds run directories, zoo names and layer tables::
     subject = resolve("efficientnet_lite0", pretrained=True)
     x, picture = subject.load("cat.png")  # (1, 3, 224, 224), (224, 224, 3)
     result = gradcam(subject.model, x)  # the top class, at the last convolution block
-    draw_attribution(result, picture, "cat_gradcam.png", subject.prep.class_names)
+    draw_attribution(result, picture, "cat_gradcam.png", subject.class_names)
 """
 
 from cnnkit.visualize.curves import draw_curves, metric_panels, read_history

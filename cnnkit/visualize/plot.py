@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from cnnkit.training.rundir import atomic_write
+from cnnkit.fileio import atomic_write
 
 DPI = 110
 
@@ -35,17 +34,6 @@ def save_png(fig: Any, path: str | Path) -> Path:
     pyplot().close(fig)
     atomic_write(target, buffer.getvalue())
     return target
-
-
-def display_image(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
-    """A normalised ``(C, H, W)`` input back as pixels to show: ``(H, W)`` grey or ``(H, W, 3)`` RGB in [0, 1]."""
-    channels = x.shape[0]
-    m = torch.tensor(mean, dtype=x.dtype).view(-1, 1, 1) if mean else torch.zeros(channels, 1, 1)
-    s = torch.tensor(std, dtype=x.dtype).view(-1, 1, 1) if std else torch.ones(channels, 1, 1)
-    pixels = (x.detach().cpu() * s + m).clamp(0, 1)
-    if channels == 1:
-        return pixels[0].numpy()
-    return pixels[:3].permute(1, 2, 0).numpy()  # (C, H, W) -> (H, W, C)
 
 
 def show_image(ax: Any, picture: np.ndarray) -> None:

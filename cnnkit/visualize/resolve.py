@@ -1,15 +1,16 @@
 """RUN_OR_MODEL: the network a visualisation looks at, and how its input images must be prepared.
 
+The name is resolved by :func:`cnnkit.resolve.resolve` (the one precedence every command uses):
+
 - a run directory of ``cnnkit train``: the trained weights, class names and
-  normalisation of the run;
+  image preparation of the run (files are read exactly as its training data was);
+- a layer-table file (``my_net.txt``) or a shipped table (``lenet_slides``): fresh weights;
 - a zoo name (``efficientnet_lite0``), with ``pretrained=True`` its pretrained
-  weights and their preprocessing, else fresh weights;
-- a layer-table file (``my_net.txt``) or a shipped table (``lenet_slides``): fresh weights.
+  weights and their preprocessing, else fresh weights.
 """
 
 from __future__ import annotations
 
-import difflib
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnkit.models.predict import Preprocessing, load_image
+from cnnkit.images import ImagePrep, input_from_file
 from cnnkit.spec import Spec
-from cnnkit.visualize.plot import display_image
 
 SourceKind = Literal["run", "zoo", "table"]
 _UNTRAINED_MEAN = 0.5  # fresh weights expect nothing in particular: map pixels to [-1, 1]
@@ -34,46 +34,45 @@ class Subject:
     model: nn.Module  # in eval mode
     name: str  # for titles and default file names, e.g. "efficientnet_lite0" or the run directory's name
     kind: SourceKind
-    prep: Preprocessing  # input size, normalisation, class names
+    prep: ImagePrep  # input shape, fit, resampling, normalisation
+    class_names: tuple[str, ...]
     run_dir: Path | None = None
     pretrained: bool = False  # trained weights: a run's or a pretrained zoo model's
 
     def load(self, image: str | Path) -> tuple[torch.Tensor, np.ndarray]:
         """An image file prepared for the network: ``(1, C, H, W)`` input and the ``(H, W[, 3])`` picture to show."""
-        x = load_image(image, self.prep)  # (C, H, W), normalised
-        return x.unsqueeze(0), display_image(x, self.prep.mean, self.prep.std)
+        x = input_from_file(image, self.prep)  # (C, H, W), normalised
+        return x.unsqueeze(0), self.prep.show(x)
 
 
 def _numbered(count: int) -> tuple[str, ...]:
     return tuple(str(i) for i in range(count))
 
 
-def _from_run(folder: Path) -> Subject:
-    from cnnkit.training.network import load_trained
-
-    model, meta = load_trained(folder)
-    shape = tuple(int(s) for s in meta["input_shape"])
-    transform = meta["transform"]
+def _untrained(shape: tuple[int, ...]) -> ImagePrep:
     channels = shape[0]
-    mean = tuple(transform["mean"]) if transform.get("mean") else (0.0,) * channels
-    std = tuple(transform["std"]) if transform.get("std") else (1.0,) * channels
-    names = tuple(meta.get("class_names") or ())
-    prep = Preprocessing((shape[0], shape[1], shape[2]), mean, std, "bilinear", names)
-    return Subject(model.eval(), folder.resolve().name, "run", prep, folder, pretrained=True)
+    return ImagePrep((shape[0], shape[1], shape[2]), "crop", "bilinear", (_UNTRAINED_MEAN,) * channels,
+                     (_UNTRAINED_MEAN,) * channels)
+
+
+def _from_run(folder: Path) -> Subject:
+    from cnnkit.runs import Run
+
+    run = Run.open(folder)
+    return Subject(run.network(), folder.resolve().name, "run", run.card.prep(), run.card.class_names, folder,
+                   pretrained=True)
 
 
 def _from_zoo(name: str, pretrained: bool) -> Subject:
     from cnnkit import models
+    from cnnkit.inference import weights_prep
 
     info = models.info(name)
     model = models.create(name, pretrained=pretrained)
     if pretrained and info.weights is not None:
-        prep = Preprocessing.of_weights(info.weights)
-    else:
-        channels = info.input_shape[0]
-        prep = Preprocessing(info.input_shape, (_UNTRAINED_MEAN,) * channels, (_UNTRAINED_MEAN,) * channels,
-                             "bilinear", _numbered(info.num_classes or 0))
-    return Subject(model.eval(), name, "zoo", prep, pretrained=pretrained)
+        return Subject(model.eval(), name, "zoo", weights_prep(info.weights), info.weights.class_names(),
+                       pretrained=True)
+    return Subject(model.eval(), name, "zoo", _untrained(info.input_shape), _numbered(info.num_classes or 0))
 
 
 def _from_table(table: Spec, name: str) -> Subject:
@@ -88,39 +87,25 @@ def _from_table(table: Spec, name: str) -> Subject:
     if len(shape) != 3:
         raise ValueError(f"{name}: the table's input is {shape}, not an image (CxHxW)")
     output = table.output_shape
-    channels = shape[0]
-    prep = Preprocessing((shape[0], shape[1], shape[2]), (_UNTRAINED_MEAN,) * channels,
-                         (_UNTRAINED_MEAN,) * channels, "bilinear", _numbered(output[0] if len(output) == 1 else 0))
-    return Subject(model.eval(), name, "table", prep)
+    return Subject(model.eval(), name, "table", _untrained(shape), _numbered(output[0] if len(output) == 1 else 0))
 
 
 def resolve(target: str | Path, *, pretrained: bool = False) -> Subject:
-    """The network named by ``target``: a run directory, a zoo name or a layer table (see the module doc).
+    """The network named by ``target``: a run directory, a layer table or a zoo name (see the module doc).
 
     ``pretrained`` applies to zoo names only (a run has its trained weights; a table has none).
     """
-    from cnnkit import models, spec
+    from cnnkit.resolve import resolve as resolve_name
 
-    text = str(target)
-    path = Path(text)
-    if path.is_dir():
-        if not (path / "model.json").is_file():
-            raise ValueError(f"{path} is a folder but not a run directory of `cnnkit train` (no model.json)")
-        if pretrained:
-            raise ValueError(f"--pretrained applies to zoo models; the run {path} has its own trained weights")
-        return _from_run(path)
-    if path.suffix or path.exists() or "/" in text:
-        if pretrained:
-            raise ValueError(f"--pretrained applies to zoo models; a layer table ({path}) has no trained weights")
-        return _from_table(spec.load(path), path.name)
-    if text in models.names():
-        return _from_zoo(text, pretrained)
-    tables = spec.shipped_tables()
-    if text in tables:
-        if pretrained:
-            raise ValueError(f"--pretrained applies to zoo models; the table {text!r} has no trained weights")
-        return _from_table(spec.load_shipped(text), text)
-    near = difflib.get_close_matches(text, [*models.names(), *tables], n=3, cutoff=0.4)
-    hint = f" Did you mean {' or '.join(near)}?" if near else ""
-    raise ValueError(f"{text!r} is not a run directory, a layer-table file, a zoo model or a shipped table.{hint} "
-                     f"Zoo models: `cnnkit models`; shipped tables: {', '.join(sorted(tables))}")
+    found = resolve_name(target, flag="RUN_OR_MODEL")
+    if pretrained and found.kind != "zoo":
+        what = (f"the run {found.path} has its own trained weights" if found.kind == "run" else
+                f"the table {found.name!r} has no trained weights" if found.shipped else
+                f"a layer table ({found.path}) has no trained weights")
+        raise ValueError(f"--pretrained applies to zoo models; {what}")
+    if found.kind == "run":
+        assert found.path is not None
+        return _from_run(found.path)
+    if found.kind == "table":
+        return _from_table(found.table(), found.path.name if found.path else found.name)
+    return _from_zoo(found.name, pretrained)

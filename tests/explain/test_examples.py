@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import doctest
 import json
 from typing import Any
 
 import numpy as np
 import pytest
 
-import cnnkit.explain
 from cnnkit.explain import example_names, explain_example, explain_examples, load_examples
 
 
@@ -59,7 +57,3 @@ def test_unknown_example_suggests_the_nearest() -> None:
     with pytest.raises(ValueError, match=r"unknown example. Did you mean laplacian-5x5.*Received: name='laplacian'"):
         explain_example("laplacian")
 
-
-def test_package_docstring_example() -> None:
-    result = doctest.testmod(cnnkit.explain)
-    assert result.attempted > 0 and result.failed == 0

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from cnnkit.explain import explain_conv, parse_matrix, parse_volume
-from cnnkit.imageio import read_image, write_png
+from cnnkit.images import read_image, write_png
 
 
 def test_png_and_jpeg_as_grey_levels(tmp_path: Path) -> None:

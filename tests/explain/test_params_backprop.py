@@ -95,13 +95,3 @@ def test_backprop_steps_and_default_grad() -> None:
     assert c.notes[-1] == "these agree with cnnkit.reference.conv2d_backward"
     with pytest.raises(ValueError, match=r"`grad` \(dL/dY\) must have the output's shape \(2, 2\).*Received: grad shape=\(3, 3\)"):
         explain_conv_backprop("1 2 3; 4 5 6; 7 8 9", "1 0; 0 -1", np.ones((3, 3)))
-
-
-def test_module_docstring_examples() -> None:
-    import doctest
-
-    from cnnkit.explain import backprop, params, volume
-
-    for module in (backprop, params, volume):
-        result = doctest.testmod(module)
-        assert result.attempted > 0 and result.failed == 0, module.__name__

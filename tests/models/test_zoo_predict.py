@@ -13,10 +13,13 @@ from PIL import Image
 from torch import nn
 
 from cnnkit import cli, models
-from cnnkit.models.predict import Preprocessing, classify, load_image
+from cnnkit.images import input_from_file
+from cnnkit.inference import weights_prep
+from cnnkit.tasks.classify import classify_files
 
 # the ImageNet preprocessing at a tiny size, so the pipeline runs without the weight package
-TINY = Preprocessing.of_weights(dataclasses.replace(models.EFFICIENTNET_LITE0_IMAGENET, input_size=(3, 8, 8)))
+TINY = weights_prep(dataclasses.replace(models.EFFICIENTNET_LITE0_IMAGENET, input_size=(3, 8, 8)))
+NAMES = models.EFFICIENTNET_LITE0_IMAGENET.class_names()
 
 
 def _tiny_model() -> nn.Module:
@@ -35,7 +38,7 @@ def _image(path: Path, size: tuple[int, int] = (20, 12), mode: str = "RGB") -> P
 def test_load_image_resizes_and_normalises(tmp_path: Path) -> None:
     path = tmp_path / "grey.png"
     Image.new("L", (30, 10), color=255).save(path)  # grey and not square: becomes RGB 8x8
-    x = load_image(path, TINY)
+    x = input_from_file(path, TINY)
     assert x.shape == (3, 8, 8)
     assert torch.allclose(x, torch.full_like(x, (255 - 127) / 128))
 
@@ -45,7 +48,7 @@ def test_unreadable_images_are_reported_and_the_others_classified(tmp_path: Path
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not an image at all")
     rgba = _image(tmp_path / "c.png", mode="RGBA")
-    results = classify(_tiny_model(), TINY, [good, broken, tmp_path / "missing.png", rgba], top=3, batch_size=2)
+    results = classify_files(_tiny_model(), TINY, [good, broken, tmp_path / "missing.png", rgba], NAMES, top=3, batch_size=2)
     assert [r.file for r in results] == [str(good), str(broken), str(tmp_path / "missing.png"), str(rgba)]
     assert [r.error is None for r in results] == [True, False, False, True]
     assert results[1].error is not None and "cannot read image" in results[1].error and "broken.jpg" in results[1].error
@@ -59,13 +62,13 @@ def test_unreadable_images_are_reported_and_the_others_classified(tmp_path: Path
 def test_decompression_bombs_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = _image(tmp_path / "big.png", size=(64, 64))
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 4096 pixels > 2x the limit: Pillow refuses
-    (result,) = classify(_tiny_model(), TINY, [path])
+    (result,) = classify_files(_tiny_model(), TINY, [path], NAMES)
     assert result.error is not None and "big.png" in result.error and "decompression bomb" in result.error
 
 
 def test_top_is_checked(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"`top` must be an int from 1 to 1000\. Received: top=0"):
-        classify(_tiny_model(), TINY, [_image(tmp_path / "a.png")], top=0)
+        classify_files(_tiny_model(), TINY, [_image(tmp_path / "a.png")], NAMES, top=0)
 
 
 def test_models_command_json(capsys: pytest.CaptureFixture[str]) -> None:

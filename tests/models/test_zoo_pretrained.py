@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from cnnkit import models
-from cnnkit.models.predict import predict
+from cnnkit.inference import predict
 
 WEIGHTS = models.EFFICIENTNET_LITE0_IMAGENET
 CAT_CLASSES = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import io
 import json
 import re
@@ -16,20 +17,12 @@ import pytest
 from PIL import Image
 
 from cnnkit.cli import main
+from cnnkit.data import load
 from cnnkit.report import write_report
+from tests.conftest import DIGITS_CLASSES, TrainedRun
 
 pytest.importorskip("sklearn", reason="the digits dataset needs scikit-learn (pip install cnnkit[data])")
 
-TABLE = """\
-input 1x8x8
-conv 8 3x3 padding=same
-relu
-conv 16 3x3 padding=same
-relu
-maxpool 2
-flatten
-dense 10
-"""
 SECTIONS = ("configuration", "network", "curves", "metrics", "confusion", "mistakes", "filters", "feature-maps",
             "gradcam")
 FIGURES = ("curves.png", "confusion_matrix.png", "mistakes.png", "filters.png", "feature_maps.png", "gradcam.png")
@@ -37,19 +30,9 @@ IMAGE = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)" alt="[^"
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, object]]:
-    """``cnnkit train`` (the CLI: it writes the report) of a small net on the digits, one epoch."""
-    folder = tmp_path_factory.mktemp("report")
-    table = folder / "digits_net.txt"
-    table.write_text(TABLE)
-    out = folder / "run"
-    capture = io.StringIO()
-    from contextlib import redirect_stdout
-
-    with redirect_stdout(capture):
-        assert main(["train", "--model", str(table), "--data", "digits", "--epochs", "1", "--out", str(out),
-                     "--precision", "fp32", "--batch-size", "64", "--json"]) == 0
-    return out, json.loads(capture.getvalue())
+def run(digits_run: TrainedRun) -> tuple[Path, dict[str, object]]:
+    """The shared run (tests/conftest.py): ``cnnkit train`` on the digits 5-9, which writes the report."""
+    return digits_run.folder, digits_run.output
 
 
 def _sections(page: str) -> dict[str, str]:
@@ -77,7 +60,11 @@ def test_train_writes_a_self_contained_report(run: tuple[Path, dict[str, object]
     assert f"{metrics['accuracy']:.4g}" in sections["metrics"] and "macro_avg f1" in sections["metrics"]
     assert "conv1" in sections["network"] and "Total params" in sections["network"]
     assert "digits" in sections["configuration"] and "onecycle" in sections["configuration"]
-    assert "true class" in sections["feature-maps"]
+    # the image shown is the run's own held-out image #0, with its true class among the run's classes (5-9)
+    test = load("digits", classes=[DIGITS_CLASSES]).test
+    assert test is not None
+    shown = html.escape(f"test image #0, true class {test.class_names[int(test.labels[0])]!r}")
+    assert shown in sections["feature-maps"]
     assert not list(folder.glob(".*.tmp"))
 
 
@@ -126,7 +113,10 @@ def test_evaluate_refreshes_the_report(run: tuple[Path, dict[str, object]], tmp_
     assert main(["report", str(folder / "nothing")]) == 2
     assert "not a run directory" in capsys.readouterr().err
     assert main(["report", str(folder), "--sample", "5000"]) == 2
-    assert "--sample must be an index from 0 to 358 of the test split. Received: 5000" in capsys.readouterr().err
+    test = load("digits", classes=[DIGITS_CLASSES]).test
+    assert test is not None
+    assert (f"--sample must be an index from 0 to {len(test) - 1} of the test split. Received: 5000"
+            in capsys.readouterr().err)
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -37,7 +37,7 @@ def test_unet_segments_shapes_and_predicts_masks(tmp_path: Path, capsys: pytest.
     save_pairs(test_set, data / "test")
     out = tmp_path / "run"
     assert main(["train", "--task", "segment", "--data", f"folder:{data}", "--image-size", "16", "--model-options",
-                 "width=8", "--epochs", "3", "--lr", "0.01", "--precision", "fp32", "--out", str(out), "--json"]) == 0
+                 "width=8", "--epochs", "3", "--lr", "0.01", "--precision", "fp32", "--out", str(out), "--json", "--no-report"]) == 0
     result = _json(capsys)
     evaluation = result["evaluation"]
     background = float((test_set.segmentation == 0).float().mean())  # type: ignore[union-attr]
@@ -67,7 +67,7 @@ def test_unet_segments_shapes_and_predicts_masks(tmp_path: Path, capsys: pytest.
 def test_denoising_autoencoder_removes_noise(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
     assert main(["train", "--task", "denoise", "--noise", "gaussian:0.3", "--data", "digits", "--epochs", "8",
-                 "--batch-size", "16", "--precision", "fp32", "--out", str(out), "--json"]) == 0
+                 "--batch-size", "16", "--precision", "fp32", "--out", str(out), "--json", "--no-report"]) == 0
     evaluation = _json(capsys)["evaluation"]
     assert evaluation["psnr"] > evaluation["psnr_noisy"] + 2.5, evaluation  # measured: about +4 dB
     assert evaluation["ssim"] > evaluation["ssim_noisy"] and evaluation["mse"] < evaluation["mse_noisy"]

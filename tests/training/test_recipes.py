@@ -11,11 +11,11 @@ import torch
 from cnnkit.cli import main
 from cnnkit.data import BatchTransform
 from cnnkit.evaluation import evaluate
+from cnnkit.runtime import choose
+from cnnkit.tasks.classify import evaluate_batches
 from cnnkit.training import TrainConfig
-from cnnkit.training.hardware import choose
 from cnnkit.training.optim import make_optimizer
 from cnnkit.training.recipes import RECIPES, recipe_options
-from cnnkit.training.tasks import evaluate_batches
 
 
 def test_recipe_options_come_first_and_given_options_override_them() -> None:
@@ -57,7 +57,7 @@ def test_fast_recipe_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixtu
     run = tmp_path / "fast"
     # digits are not mirror-symmetric, but the recipe's flips and TTA still have to run end to end
     assert main(["train", "--recipe", "fast", "--data", "digits", "--epochs", "2", "--batch-size", "64",
-                 "--out", str(run), "--json", "--no-evaluate"]) == 0
+                 "--out", str(run), "--json", "--no-evaluate", "--no-report"]) == 0
     assert json.loads(capsys.readouterr().out)["history"][-1]["epoch"] == 2
     history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in history] == [1, 2]

@@ -9,38 +9,40 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from cnnkit import network
 from cnnkit.data import BatchTransform, Noise
-from cnnkit.training import TrainConfig, measures, network
-from cnnkit.training.tasks import Denoise, Reconstruct, Segment, Task, make_task
+from cnnkit.evaluation import measures
+from cnnkit.tasks import Classify, Denoise, Reconstruct, Segment, make_task
+from cnnkit.training import TrainConfig
 
 
 def test_classify_computes_what_the_loop_always_did() -> None:
     images = torch.randint(0, 256, (8, 1, 6, 6), dtype=torch.uint8)
     labels = torch.randint(0, 3, (8,))
     transform = BatchTransform(mean=(0.4,), std=(0.3,), crop_padding=1, noise_std=0.1)
-    x, y = Task().prepare(images, labels, transform, torch.Generator().manual_seed(2))
+    x, y = Classify().prepare(images, labels, transform, torch.Generator().manual_seed(2))
     assert torch.equal(x, transform(images, torch.Generator().manual_seed(2))) and y is labels
     logits = torch.randn(8, 3)
-    assert torch.equal(Task().loss(logits, labels, 0.1), F.cross_entropy(logits, labels, label_smoothing=0.1))
-    assert Task().score(logits, labels) == int((logits.argmax(1) == labels).sum())
+    assert torch.equal(Classify().loss(logits, labels, 0.1), F.cross_entropy(logits, labels, label_smoothing=0.1))
+    assert Classify().score(logits, labels) == int((logits.argmax(1) == labels).sum())
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_inputs_prepared_once_equal_the_batches_prepared_one_by_one(channels_last: bool) -> None:
-    from cnnkit.training.hardware import choose
+    from cnnkit.runtime import choose
 
     runtime = choose("cpu", "fp32", channels_last)
     images = torch.randint(0, 256, (10, 3, 5, 5), dtype=torch.uint8)
     labels = torch.randint(0, 3, (10,))
     plain = BatchTransform(mean=(0.4, 0.5, 0.6), std=(0.3, 0.2, 0.25))
-    prepared = Task().prepare_once(images, labels, plain, runtime)
+    prepared = Classify().prepare_once(images, labels, plain, runtime)
     assert prepared is not None and prepared[1] is labels
     assert prepared[0].is_contiguous(memory_format=torch.channels_last) == channels_last
     index = torch.tensor([7, 2, 9])
-    batch, _ = Task().prepare(images[index], labels[index], plain, None)
+    batch, _ = Classify().prepare(images[index], labels[index], plain, None)
     assert torch.equal(prepared[0][index], batch)
     # anything drawn at random, or a target made from the image, is prepared batch by batch
-    assert Task().prepare_once(images, labels, BatchTransform(mean=(0.4,) * 3, std=(0.3,) * 3, hflip=0.5), runtime) is None
+    assert Classify().prepare_once(images, labels, BatchTransform(mean=(0.4,) * 3, std=(0.3,) * 3, hflip=0.5), runtime) is None
     assert Reconstruct().prepare_once(images, labels, plain, runtime) is None
     assert Segment().prepare_once(images, labels, plain, runtime) is None
 
@@ -115,11 +117,11 @@ def test_task_defaults_and_option_checks() -> None:
     denoise = TrainConfig.from_dict({"task": "denoise"})
     assert (denoise.model, denoise.noise, denoise.data) == ("denoising_autoencoder", "gaussian:0.3", "fashion-mnist")
     assert TrainConfig.from_dict({}) == TrainConfig()  # classification is unchanged
-    for values, message in (({"noise": "gaussian:0.3"}, "--noise applies to --task denoise only"),
+    for values, message in (({"noise": "gaussian:0.3"}, "--noise does not apply to --task classify"),
                             ({"task": "denoise", "noise": "pink:0.3"}, "--noise must be KIND:AMOUNT"),
                             ({"task": "reconstruct", "label_smoothing": 0.1}, "--label-smoothing applies to cross-entropy"),
                             ({"model_options": ["width"]}, "--model-options must be KEY=VALUE"),
-                            ({"task": "detect"}, "--task must be one of classify, segment, reconstruct, denoise")):
+                            ({"task": "detect"}, "unknown task 'detect'; choose from classify, segment, reconstruct, denoise")):
         with pytest.raises(ValueError, match=message):
             TrainConfig.from_dict(values)
 
@@ -127,21 +129,21 @@ def test_task_defaults_and_option_checks() -> None:
 def test_each_task_takes_its_own_kind_of_network(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"--model lenet5: a classification network cannot be trained with --task "
                                          r"segment, which needs a segmentation network: unet"):
-        network.describe("lenet5", (3, 32, 32), 7, "segment")
+        network.describe("lenet5", (3, 32, 32), 7, Segment())
     with pytest.raises(ValueError, match=r"a segmentation network cannot be trained with --task classify"):
-        network.describe("unet", (3, 32, 32), 7)
+        network.describe("unet", (3, 32, 32), 7, Classify())
     with pytest.raises(ValueError, match=r"'widht' is not an option of this model. Did you mean 'width'\?"):
-        network.describe("unet", (3, 32, 32), 7, "segment", ["widht=8"])
+        network.describe("unet", (3, 32, 32), 7, Segment(), ["widht=8"])
     with pytest.raises(ValueError, match=r"'input_size' is set from the data"):
-        network.describe("conv_autoencoder", (1, 28, 28), 10, "reconstruct", ["input_size=32"])
-    source = network.describe("unet", (3, 32, 32), 7, "segment", ["width=4", "batch_norm=false"])
+        network.describe("conv_autoencoder", (1, 28, 28), 10, Reconstruct(), ["input_size=32"])
+    source = network.describe("unet", (3, 32, 32), 7, Segment(), ["width=4", "batch_norm=false"])
     assert source["kwargs"] == {"in_channels": 3, "num_classes": 7, "width": 4, "batch_norm": False}
-    denoiser = network.describe("denoising_autoencoder", (1, 8, 8), 10, "denoise", ["latent=16"])
+    denoiser = network.describe("denoising_autoencoder", (1, 8, 8), 10, Denoise(noise="gaussian:0.1"), ["latent=16"])
     assert denoiser["kwargs"] == {"in_channels": 1, "input_size": [8, 8], "noise": 0.0, "latent": 16}  # the task adds the noise
     table = tmp_path / "seg.txt"
     table.write_text("input 3x16x16\nconv 8 3x3 padding=1\nrelu\nconv 5 1x1\n")
-    assert network.describe(str(table), (3, 16, 16), 5, "segment")["kind"] == "table"
+    assert network.describe(str(table), (3, 16, 16), 5, Segment())["kind"] == "table"
     with pytest.raises(ValueError, match=r"ends in 5x16x16 outputs, but --task segment on this data needs 7x16x16"):
-        network.describe(str(table), (3, 16, 16), 7, "segment")
+        network.describe(str(table), (3, 16, 16), 7, Segment())
     with pytest.raises(ValueError, match=r"--task reconstruct on this data needs 3x16x16"):
-        network.describe(str(table), (3, 16, 16), 5, "reconstruct")
+        network.describe(str(table), (3, 16, 16), 5, Reconstruct())

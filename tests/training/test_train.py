@@ -167,7 +167,7 @@ def test_existing_run_directory_is_not_overwritten(table: str, tmp_path: Path) -
 def test_cli_train_then_evaluate_json(table: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "cli"
     assert main(["train", "--model", table, "--data", "digits", "--epochs", "2", "--out", str(out), "--json",
-                 "--precision", "fp32"]) == 0
+                 "--precision", "fp32", "--no-report"]) == 0
     data = json.loads(capsys.readouterr().out)
     evaluation = data["evaluation"]
     from cnnkit.data import load

@@ -10,8 +10,8 @@ from torch import nn
 
 from cnnkit import models
 from cnnkit.cli import main
-from cnnkit.models.transfer_net import InputAdapter, find_classifier
 from cnnkit.transfer import load_base
+from cnnkit.transfer.net import InputAdapter, find_classifier
 
 
 @pytest.fixture(scope="module")

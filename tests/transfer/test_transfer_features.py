@@ -10,10 +10,10 @@ import torch
 from torch import nn
 
 from cnnkit import arith
-from cnnkit.models.feature_taps import FeatureTaps
-from cnnkit.models.transfer_net import InputAdapter, TransferNet
 from cnnkit.transfer import Features, blocks
 from cnnkit.transfer.features import tap_layers
+from cnnkit.transfer.net import InputAdapter, TransferNet
+from cnnkit.transfer.taps import FeatureTaps
 
 
 def _network() -> nn.Sequential:

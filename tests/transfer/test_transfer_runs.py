@@ -16,8 +16,10 @@ from safetensors.torch import load_file
 from cnnkit.cli import main
 from cnnkit.data import load
 from cnnkit.evaluation import evaluate
-from cnnkit.evaluation.predict import predict_run
-from cnnkit.training import network, resume, train
+from cnnkit.inference import predict_run
+from cnnkit.runs import Run
+from cnnkit.tasks.outputs import ImagePrediction
+from cnnkit.training import resume, train
 from cnnkit.transfer import transfer
 from cnnkit.transfer.features import fit_sklearn_head
 
@@ -69,8 +71,9 @@ def test_extract_run_evaluates_predicts_and_rebuilds(source: Path, tmp_path: Pat
     # evaluate rebuilds the network from model.json alone and runs every test image through it, whole
     evaluated = evaluate(result.run_dir, figures=False)
     assert evaluated.count == 179 and abs(evaluated.accuracy - result.accuracy) <= 1 / 179
-    model, meta = network.load_trained(result.run_dir)
-    assert meta["source"]["kind"] == "transfer" and meta["class_names"] == ["5", "6", "7", "8", "9"]
+    run = Run.open(result.run_dir)
+    model = run.network()
+    assert run.card.source["kind"] == "transfer" and run.card.class_names == ("5", "6", "7", "8", "9")
     test = load("digits", classes=["5-9"]).test
     assert test is not None
     image = test.images[:1]
@@ -78,7 +81,8 @@ def test_extract_run_evaluates_predicts_and_rebuilds(source: Path, tmp_path: Pat
     Image.fromarray(image[0, 0].numpy()).save(file)
     with torch.no_grad():
         expected = int(model(image.float() / 255).argmax(1))
-    assert predict_run(result.run_dir, [file], top=1)[0].top[0].index == expected
+    (predicted,) = predict_run(result.run_dir, [file], top=1)
+    assert isinstance(predicted, ImagePrediction) and predicted.top[0].index == expected
     with pytest.raises(ValueError, match=r"was trained by `cnnkit transfer`.*`--resume` cannot continue"):
         resume(result.run_dir, epochs=9)
     # the taps' hooks are traced into the exported file: ONNX Runtime computes what PyTorch computes

@@ -63,8 +63,8 @@ def test_visualize_errors_are_one_line_and_name_the_fix(photo: Path, tmp_path: P
          "'conv3'; valid names: conv1, relu1, maxpool1, conv2, relu2, maxpool2. Received: layer='conv3'"),
         (["filters", "lenet_slides", "--pretrained"], "--pretrained applies to zoo models; the table 'lenet_slides' "
          "has no trained weights"),
-        (["filters", "lenet_slide"], "'lenet_slide' is not a run directory, a layer-table file, a zoo model or a "
-         "shipped table. Did you mean lenet_slides"),
+        (["filters", "lenet_slide"], "RUN_OR_MODEL 'lenet_slide' is not a run directory, a layer-table file, a "
+         "shipped table or a zoo model. Did you mean lenet_slides"),
         (["saliency", "lenet_slides", "--image", str(tmp_path / "none.png")], "cannot read image"),
         (["curves", str(tmp_path)], "metrics.jsonl: no such file"),
     ]

@@ -7,7 +7,7 @@ that turns the new data into what the base expects::
 
     (N, C, H, W) pixels in [0, 1] --adapter--> (N, 3, 224, 224) normalised --base, new head--> (N, classes)
 
-With :class:`~cnnkit.models.feature_taps.FeatureTaps` (``taps``), the head
+With :class:`~cnnkit.transfer.taps.FeatureTaps` (``taps``), the head
 reads pooled, standardised outputs of several layers instead of its own input
 (``cnnkit transfer --strategy extract --features all``)::
 
@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnkit.models.feature_taps import FeatureTaps, tapping
+from cnnkit.transfer.taps import FeatureTaps, tapping
 
 # ITU-R 601-2 luma, as cnnkit.data.convert uses for grey images
 _LUMA = (0.299, 0.587, 0.114)

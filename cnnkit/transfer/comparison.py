@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cnnkit.training import rundir
+from cnnkit.fileio import atomic_write, write_json
+from cnnkit.runs import Run
 from cnnkit.transfer.config import Strategy, TransferConfig
 from cnnkit.transfer.strategies import transfer
 
@@ -76,14 +77,13 @@ def _scratch_model(base: str, folder: Path) -> tuple[str, str]:
     A base run built from a layer table gets that table, written to ``folder``;
     its last dense layer must match the new data's classes.
     """
-    run = Path(base)
-    if (run / "model.json").is_file():
-        source = rundir.read_json(run / "model.json")["source"]
+    if Run.is_run(base):
+        source = Run.open(base).card.source
         if source.get("kind") == "zoo":
             return source["name"], "the base run's architecture"
         if source.get("kind") == "table":
             table = folder / f"{source.get('name', 'base')}.txt"
-            rundir.atomic_write(table, source["text"].encode())
+            atomic_write(table, source["text"].encode())
             return str(table), "the base run's layer table"
     return DEFAULT_SCRATCH_MODEL, "a small CNN"
 
@@ -152,7 +152,7 @@ def compare(config: TransferConfig, *, out: str | Path | None = None, strategies
                                eval_split or ("val" if config.val_split > 0 else "test"), eval_size, train_size, rows,
                                folder)
     comparison.files = {"json": str(folder / "compare.json"), "chart": str(folder / "compare.png")}
-    rundir.write_json(folder / "compare.json", comparison.as_dict())
+    write_json(folder / "compare.json", comparison.as_dict())
     from cnnkit.transfer.chart import comparison_chart
 
     comparison_chart(comparison, folder / "compare.png")
@@ -161,10 +161,6 @@ def compare(config: TransferConfig, *, out: str | Path | None = None, strategies
 
 def _sizes(config: TransferConfig) -> tuple[int, int]:
     """Images in the eval split and in the training split, as every run loaded them."""
-    from cnnkit import data
-
-    splits = data.load(config.data, data_dir=config.data_dir, image_size=config.image_size, grayscale=config.grayscale,
-                       val_split=config.val_split, seed=config.seed, skip_bad_images=config.skip_bad_images,
-                       classes=config.classes, train_per_class=config.train_per_class)
+    splits = config.data_spec().load()
     evaluation = splits.evaluation
     return (0 if evaluation is None else len(evaluation)), len(splits.train)

@@ -1,0 +1,255 @@
+"""Image files in and out: the one path from a file to a network input, and the readers and writers beside it.
+
+A network sees a file the way its training data was read. :class:`ImagePrep`
+records how (channels, size, the crop-or-stretch policy, the resampling
+filter and the normalisation); :func:`input_from_file` applies it:
+
+1. decode with Pillow, upright by the camera's EXIF orientation, refusing
+   decompression bombs (:func:`decode`);
+2. RGB, the centre cut to the target aspect ratio (``fit="crop"``, what
+   ``folder:`` datasets do) or the whole image (``fit="stretch"``, what
+   pretrained weights without a crop expect), resized to ``(H, W)``;
+3. grey when the network takes one channel: a grey file's own levels, else
+   ITU-R 601 luma of the RGB pixels (:func:`cnnkit.data.convert.to_grayscale`,
+   as datasets do);
+4. scaled to [0, 1] and normalised by the batch transform that evaluation uses.
+
+``folder:`` datasets call steps 1-3 through :func:`decode` and
+:func:`to_channels`, so a training file and the same file given to
+``cnnkit predict`` become the same tensor. :func:`read_image` (a file as a
+matrix of grey levels, for ``cnnkit explain`` and ``cnnkit filter``),
+:func:`read_class_ids` (a segmentation mask) and :func:`write_png` are the
+other ways cnnkit touches image files.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from cnnkit.fileio import atomic_write
+
+EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")  # what image folders read
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")  # what a named file may be
+GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
+MASK_MODES = ("1", "L", "P", "I", "I;16", "I;16B", "I;16L")  # one channel of class ids (palette: its indices)
+_ORIENTATION = 0x0112  # the EXIF tag of the camera's rotation
+_RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
+_DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError)
+Fit = Literal["crop", "stretch"]
+ImageMode = Literal["L", "RGB", "auto"]  # "auto": grey stays grey (H, W), anything else becomes RGB
+
+
+class BadImage(Exception):
+    """A file that cannot be used, with the reason; callers raise it as ValueError or record it."""
+
+
+@dataclass(frozen=True)
+class ImagePrep:
+    """How an image file becomes a network input: recorded in a run's model card, or a pretrained weight set's."""
+
+    input_shape: tuple[int, int, int]  # (C, H, W): 1 channel reads images as grey, 3 as RGB
+    fit: Fit = "crop"  # crop: the centre at the target aspect ratio, then resize; stretch: resize the whole image
+    interpolation: str = "bilinear"  # or "bicubic"
+    mean: tuple[float, ...] | None = None  # per channel, on pixels scaled to [0, 1]; None: not normalised
+    std: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.fit not in ("crop", "stretch") or self.interpolation not in _RESAMPLE:
+            raise ValueError(f"image preparation: fit must be crop or stretch and interpolation one of "
+                             f"{', '.join(_RESAMPLE)}. Received: fit={self.fit!r}, interpolation={self.interpolation!r}")
+        if len(self.input_shape) != 3 or self.input_shape[0] not in (1, 3):
+            raise ValueError(f"image preparation: the input must be (C, H, W) with 1 or 3 channels. "
+                             f"Received: {self.input_shape}")
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return (self.input_shape[1], self.input_shape[2])
+
+    def record(self) -> dict[str, Any]:
+        """What a model card stores beside the input shape and the normalisation."""
+        return {"fit": self.fit, "interpolation": self.interpolation}
+
+    def normalise(self, pixels: torch.Tensor) -> torch.Tensor:
+        """``(N, C, H, W)`` uint8 -> float, on [0, 1] and normalised: evaluation's own batch transform."""
+        from cnnkit.data.transforms import BatchTransform
+
+        return BatchTransform(mean=self.mean, std=self.std)(pixels, train=False)
+
+    def show(self, x: torch.Tensor) -> np.ndarray:
+        """A prepared ``(C, H, W)`` input back as a picture: ``(H, W)`` or ``(H, W, 3)`` float on [0, 1]."""
+        if self.mean is not None and self.std is not None:
+            x = x * torch.tensor(self.std).view(-1, 1, 1) + torch.tensor(self.mean).view(-1, 1, 1)
+        picture = x.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+        return picture[..., 0] if picture.shape[-1] == 1 else picture
+
+
+def crop_box(source: tuple[int, int], size: tuple[int, int]) -> tuple[float, float, float, float]:
+    """The centre of an image of ``source`` = (width, height) cut to the aspect ratio of ``size`` = (H, W).
+
+    Resizing that box, not the whole image, keeps the content from being squashed; it is Pillow's
+    ``box`` argument ``(left, top, right, bottom)``.
+
+    >>> crop_box((80, 40), (16, 16))
+    (20.0, 0.0, 60.0, 40.0)
+    """
+    (src_w, src_h), (h, w) = source, size
+    scale = min(src_w / w, src_h / h)
+    crop_w, crop_h = w * scale, h * scale
+    left, top = (src_w - crop_w) / 2, (src_h - crop_h) / 2
+    return (left, top, left + crop_w, top + crop_h)
+
+
+def decode(path: Path, size: tuple[int, int], fit: Fit = "crop",
+           interpolation: str = "bilinear") -> tuple[np.ndarray, bool, tuple[int, int]]:
+    """``(H, W, 3) uint8`` pixels of the image at ``path`` fitted to ``size``, whether it was stored grey, and its
+    own (width, height) upright; :class:`BadImage` if it cannot be read."""
+    if path.suffix.lower() not in EXTENSIONS:
+        raise BadImage(f"not an image file (extensions read: {', '.join(EXTENSIONS)})")
+    h, w = size
+    try:
+        with Image.open(path) as image:
+            # Pillow raises above twice MAX_IMAGE_PIXELS and only warns between the two; refuse those too.
+            # (Checked here, not with warnings.catch_warnings: that is process-wide and this runs in threads.)
+            limit = Image.MAX_IMAGE_PIXELS
+            if limit is not None and image.width * image.height > limit:
+                raise Image.DecompressionBombError(
+                    f"Image size ({image.width * image.height} pixels) exceeds limit of {limit} pixels")
+            grey = image.mode in GREY_MODES
+            # the full size, upright (EXIF orientations 5-8 turn the picture by 90 degrees), before any draft
+            upright = image.size[::-1] if image.getexif().get(_ORIENTATION, 1) in (5, 6, 7, 8) else image.size
+            image.draft("RGB", (w, h))  # JPEG: decode at a reduced scale when the image is much larger
+            # photos store their rotation in EXIF; apply it so that upright means upright
+            rgb = ImageOps.exif_transpose(image).convert("RGB")
+    except Image.DecompressionBombError as error:
+        raise BadImage(
+            f"refused as a possible decompression bomb ({error}); raise PIL.Image.MAX_IMAGE_PIXELS "
+            f"(now {Image.MAX_IMAGE_PIXELS}) if the image is genuine"
+        ) from error
+    except _DECODE_ERRORS as error:
+        raise BadImage(f"cannot be decoded as an image ({type(error).__name__}: {error})") from error
+    box = crop_box(rgb.size, size) if fit == "crop" else None
+    resized = rgb.resize((w, h), _RESAMPLE[interpolation], box=box)
+    return np.array(resized, dtype=np.uint8), grey, (upright[0], upright[1])  # a writable copy
+
+
+def to_channels(images: torch.Tensor, channels: int, stored_grey: bool) -> torch.Tensor:
+    """``(N, 3, H, W)`` decoded uint8 -> ``(N, channels, H, W)``: one channel is the stored grey levels when every
+    image was stored grey (its three channels are equal), else their luma."""
+    from cnnkit.data.convert import to_grayscale
+
+    if channels == 3:
+        return images
+    return images[:, :1].contiguous() if stored_grey else to_grayscale(images)
+
+
+def read_pixels(path: str | Path, prep: ImagePrep) -> torch.Tensor:
+    """The file at ``path`` as the network's data holds it: ``(C, H, W)`` uint8; ``OSError`` naming the file."""
+    try:
+        pixels, grey, _ = decode(Path(path), prep.size, prep.fit, prep.interpolation)
+    except BadImage as error:
+        raise OSError(f"cannot read image {str(path)!r}: {error}") from None
+    rgb = torch.from_numpy(pixels).permute(2, 0, 1)[None]  # (1, 3, H, W)
+    return to_channels(rgb, prep.input_shape[0], grey)[0]
+
+
+def input_from_file(path: str | Path, prep: ImagePrep) -> torch.Tensor:
+    """The file at ``path`` as the network input: ``(C, H, W)`` float, prepared as ``prep`` says (module doc)."""
+    return prep.normalise(read_pixels(path, prep)[None])[0]
+
+
+def is_image_path(text: str) -> bool:
+    """Whether ``text`` names an image by its suffix (``.png``, ``.jpg`` ...), whether or not it exists."""
+    return text.strip().lower().endswith(IMAGE_SUFFIXES)
+
+
+def read_image(path: str | Path, name: str, *, mode: ImageMode = "L", max_pixels: int = 4096 * 4096) -> np.ndarray:
+    """The image at ``path`` as uint8: ``(H, W)`` grey levels 0-255 for ``mode="L"``, ``(H, W, 3)`` for ``"RGB"``.
+
+    ``mode="auto"`` keeps a grey image grey and makes any other one RGB.
+    Grey is Pillow's ITU-R 601-2 luma, ``L = 0.299 R + 0.587 G + 0.114 B``. The size is
+    checked from the header, before the pixels are decoded: more than ``max_pixels``
+    is a ``ValueError``, and so is a file that does not decode. A missing file is a
+    ``FileNotFoundError``.
+    """
+    file = Path(path)
+    received = f"Received: {name}={str(file)!r}"
+    if not file.is_file():
+        raise FileNotFoundError(f"`{name}`: no such file. {received}")
+    try:
+        with warnings.catch_warnings():
+            # Pillow only warns between its own limit and twice that; treat the warning as a refusal too
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(file) as image:
+                width, height = image.size
+                if width * height > max_pixels:
+                    raise ValueError(
+                        f"`{name}`: the image is {height}x{width} pixels ({width * height}), more than the "
+                        f"{max_pixels} allowed here; crop or resize it first. {received}"
+                    )
+                target = mode if mode != "auto" else ("L" if image.mode in GREY_MODES else "RGB")
+                pixels = np.asarray(image.convert(target), dtype=np.uint8)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ValueError(f"`{name}`: refused as a possible decompression bomb ({error}). {received}") from error
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise ValueError(
+            f"`{name}`: cannot be decoded as an image ({type(error).__name__}: {error}); "
+            f"PNG, JPEG, BMP, GIF, TIFF and WebP are read. {received}"
+        ) from error
+    return pixels
+
+
+def read_class_ids(path: Path) -> np.ndarray:
+    """The mask at ``path`` as ``(H, W) int64`` class ids; :class:`BadImage` if it is not a one-channel image."""
+    try:
+        with Image.open(path) as mask:
+            if mask.mode in MASK_MODES:
+                ids = np.asarray(mask).astype(np.int64)  # palette images give their indices, "1" gives 0/1
+            else:
+                rgb = np.asarray(mask.convert("RGB"))
+                if not ((rgb[..., 0] == rgb[..., 1]) & (rgb[..., 1] == rgb[..., 2])).all():
+                    raise BadImage(f"is a colour ({mask.mode}) image; a mask must be one channel whose values are class "
+                                   f"ids (a grey or palette PNG)")
+                ids = rgb[..., 0].astype(np.int64)
+    except _DECODE_ERRORS as error:
+        raise BadImage(f"cannot be decoded as a mask ({type(error).__name__}: {error})") from error
+    return ids
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+    """uint8 ``(H, W)`` grey or ``(H, W, 3)`` RGB pixels encoded as a PNG file's bytes."""
+    if pixels.dtype != np.uint8 or not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] == 3)):
+        raise ValueError(f"`pixels` must be uint8 (H, W) or (H, W, 3). Received: dtype={pixels.dtype}, shape={pixels.shape}")
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(pixels)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def write_png(path: str | Path, pixels: np.ndarray) -> Path:
+    """Write uint8 ``(H, W)`` grey or ``(H, W, 3)`` RGB pixels as a PNG, atomically; returns the path.
+
+    The image goes to a temporary file in the same folder, which then replaces ``path``
+    in one rename, so a reader never sees half a file and an interrupted write leaves
+    any earlier file intact.
+    """
+    target = Path(path)
+    data = png_bytes(pixels)
+    if not target.parent.is_dir():
+        raise FileNotFoundError(f"`out`: the folder {str(target.parent)!r} does not exist. Received: out={str(target)!r}")
+    atomic_write(target, data)
+    return target
+
+
+def write_tensor_png(path: Path, pixels: torch.Tensor) -> None:
+    """``(C, H, W)`` or ``(H, W)`` uint8 -> a grey or RGB PNG at ``path``, written atomically."""
+    array = pixels.cpu().numpy()
+    if array.ndim == 3:
+        array = array[0] if array.shape[0] == 1 else array.transpose(1, 2, 0)  # (C, H, W) -> (H, W, C)
+    atomic_write(path, png_bytes(array))

@@ -1,0 +1,122 @@
+"""The network a run trains, described so the run can rebuild it later: its ``source``.
+
+Kinds of source (kept in the run's model card, :mod:`cnnkit.runs`): ``zoo`` (a
+registered model and its arguments), ``table`` (a layer table's text), and
+``transfer`` (written by ``cnnkit transfer``: a ``base`` source, the base's
+input shape, the new ``head`` and the ``adapter`` in front; see
+:mod:`cnnkit.transfer.net`).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from torch import nn
+
+if TYPE_CHECKING:
+    from cnnkit.tasks import Task
+
+Shape = tuple[int, ...]
+
+
+def describe(model: str, input_shape: Shape, num_classes: int, task: Task,
+             options: Sequence[str] = ()) -> dict[str, Any]:
+    """How to build ``model`` (a layer table or a zoo name, :mod:`cnnkit.resolve`) for this data and task: the source
+    a run's model card keeps.
+
+    A layer table must end in what the task predicts: ``num_classes`` scores
+    (classify), ``num_classes`` maps of the image's size (segment) or the image's
+    own shape (reconstruct, denoise). A zoo model must be of the task's kind; it
+    gets ``in_channels``, ``num_classes`` where it has classes, ``input_size``
+    where it takes one, the task's own ``zoo_kwargs`` where it takes them
+    (denoise switches the denoising autoencoder's noise layer off: the task
+    corrupts the inputs itself), and ``options`` (``KEY=VALUE``).
+    """
+    from cnnkit import models
+    from cnnkit.resolve import resolve
+
+    found = resolve(model, accept=("table", "zoo"), flag="--model")
+    if found.kind == "table":
+        if options:
+            raise ValueError(f"--model-options apply to zoo models; write them into the table {model}. "
+                             f"Received: {', '.join(options)}")
+        table = found.table(input_shape)
+        expected = task.output_shape(tuple(input_shape), num_classes)
+        if table.output_shape != expected:
+            need = (f"the data has {num_classes} classes" if expected == (num_classes,) else
+                    f"--task {task.name} on this data needs {'x'.join(map(str, expected))}")
+            raise ValueError(f"{model}: the table ends in {'x'.join(map(str, table.output_shape))} outputs, but {need}"
+                             f"{task.table_hint.format(n=num_classes)}")
+        return {"kind": "table", "name": found.name, "text": table.to_text()}
+    info = models.info(model)
+    wanted = task.zoo_kind
+    if info.task != wanted:
+        fitting = [n for n in models.names() if models.info(n).task == wanted]
+        raise ValueError(f"--model {model}: a {info.task} network cannot be trained with --task {task.name}, which needs a "
+                         f"{wanted} network: {', '.join(fitting)} (cnnkit models); or leave --model out")
+    kwargs: dict[str, Any] = {"in_channels": input_shape[0]}
+    if info.num_classes is not None:
+        kwargs["num_classes"] = num_classes
+    if "input_size" in info.options:
+        kwargs["input_size"] = [input_shape[1], input_shape[2]]
+    kwargs.update({key: value for key, value in task.zoo_kwargs.items() if key in info.options})
+    kwargs.update(parse_options(model, info.options, options))
+    return {"kind": "zoo", "name": model, "kwargs": kwargs}
+
+
+def _value(text: str) -> Any:
+    """``"16"`` -> 16, ``"0.5"`` -> 0.5, ``"false"`` -> False, anything else stays text."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text.strip()
+
+
+def parse_options(model: str, known: Sequence[str], options: Sequence[str]) -> dict[str, Any]:
+    """``["width=16"]`` -> ``{"width": 16}``; a key the model does not take is a ValueError naming its options."""
+    settable = [k for k in known if k != "input_size"]  # the data sets the input size
+    parsed: dict[str, Any] = {}
+    for option in options:
+        key, _, text = option.partition("=")
+        key = key.strip()
+        if key not in settable:
+            near = difflib.get_close_matches(key, settable, n=1)
+            hint = f" Did you mean {near[0]!r}?" if near else ""
+            why = "is set from the data" if key == "input_size" else "is not an option of this model"
+            raise ValueError(f"--model-options {option}: {key!r} {why}.{hint} Options of {model}: "
+                             f"{', '.join(settable) or 'none'}")
+        parsed[key] = _value(text)
+    return parsed
+
+
+def build(source: dict[str, Any], input_shape: Shape) -> nn.Module:
+    """The network that :func:`describe` described, with fresh weights.
+
+    A table's final ``softmax`` is left out: training applies it inside the
+    cross-entropy loss, and ``predict`` applies it to the logits.
+    """
+    from cnnkit import models, spec
+
+    if source.get("kind") == "table":
+        model = spec.build(spec.parse(source["text"], f"{source.get('name', 'table')}.txt", input_shape))
+        if isinstance(model[-1], nn.Softmax):
+            del model[-1]
+        return model
+    if source.get("kind") == "zoo":
+        kwargs = dict(source["kwargs"])
+        if "input_size" in kwargs:
+            kwargs["input_size"] = tuple(kwargs["input_size"])
+        return models.create(source["name"], **kwargs)
+    if source.get("kind") == "transfer":
+        # a base network with a new head behind an input adapter (cnnkit transfer): the base is itself a source
+        from cnnkit.transfer.net import rebuild
+
+        return rebuild(source, build(source["base"], tuple(source["base_input_shape"])))
+    raise ValueError(f"unknown network source {source.get('kind')!r}; expected zoo, table or transfer")

@@ -1,0 +1,61 @@
+"""Shared fixtures: a small network for the 8x8 digits, and one trained run that every test that only reads a run shares.
+
+The run is ``cnnkit train`` as a user types it (so it also writes the
+evaluation and the report), on the digits 5-9 (``--classes``: the run's
+classes are not the dataset's, which is what a reader of the run must keep).
+Tests that change a run copy it first (``shutil.copytree``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from contextlib import redirect_stdout
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import pytest
+
+# conv, BatchNorm, pooling and a dense head: every kind of layer export, the report and the readers handle
+DIGITS_NET = """\
+input 1x8x8
+conv 8 3x3 padding=same
+batchnorm
+relu
+conv 16 3x3 padding=same
+relu
+maxpool 2
+flatten
+dense 5
+"""
+DIGITS_CLASSES = "5-9"
+
+
+class TrainedRun(NamedTuple):
+    folder: Path  # the run directory
+    output: dict[str, Any]  # what `cnnkit train --json` printed
+
+
+@pytest.fixture
+def digits_net(tmp_path: Path) -> Path:
+    """The small digits network as a layer-table file."""
+    path = tmp_path / "digits_net.txt"
+    path.write_text(DIGITS_NET)
+    return path
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
+    """``cnnkit train`` of :data:`DIGITS_NET` on the digits 5-9, two epochs: trained, evaluated, reported."""
+    pytest.importorskip("sklearn", reason="the digits dataset needs scikit-learn (pip install cnnkit[data])")
+    from cnnkit.cli import main
+
+    folder = tmp_path_factory.mktemp("digits-run")
+    table = folder / "digits_net.txt"
+    table.write_text(DIGITS_NET)
+    out = folder / "run"
+    capture = io.StringIO()
+    with redirect_stdout(capture):
+        assert main(["train", "--model", str(table), "--data", "digits", "--classes", DIGITS_CLASSES, "--epochs", "2",
+                     "--out", str(out), "--precision", "fp32", "--batch-size", "64", "--json"]) == 0
+    return TrainedRun(out, json.loads(capture.getvalue()))
