@@ -52,9 +52,9 @@ def describe(model: str, input_shape: Shape, num_classes: int, task: Task,
         return {"kind": "table", "name": found.name, "text": table.to_text()}
     info = models.info(model)
     wanted = task.zoo_kind
-    if info.task != wanted:
-        fitting = [n for n in models.names() if models.info(n).task == wanted]
-        raise ValueError(f"--model {model}: a {info.task} network cannot be trained with --task {task.name}, which needs a "
+    if info.kind != wanted:
+        fitting = [n for n in models.names() if models.info(n).kind == wanted]
+        raise ValueError(f"--model {model}: a {info.kind} network cannot be trained with --task {task.name}, which needs a "
                          f"{wanted} network: {', '.join(fitting)} (cnnkit models); or leave --model out")
     kwargs: dict[str, Any] = {"in_channels": input_shape[0]}
     if info.num_classes is not None:

@@ -25,7 +25,7 @@ import json
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -277,9 +277,6 @@ class Run:
     def restore(self, model: nn.Module, state: dict[str, torch.Tensor]) -> None:
         """Load a checkpoint's model state into ``model``; another network's is an error naming the keys."""
         load_state(model, state, self.folder / CHECKPOINT)
-
-    def with_card(self, **changes: Any) -> Run:
-        return Run(self.folder, replace(self.card, **changes))
 
 
 def save_weights(path: Path, model: nn.Module) -> None:

@@ -49,7 +49,7 @@ def _calibrated(name: str, shape: tuple[int, int, int]) -> torch.nn.Module:
 
 
 def test_every_zoo_classifier_is_covered() -> None:
-    classifiers = {n for n in models.names() if models.info(n).task == "classification"}
+    classifiers = {n for n in models.names() if models.info(n).kind == "classification"}
     assert classifiers == set(SMALL) | set(BIG), "add the new classifier to SMALL or BIG"
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from importlib import resources
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import torch
 from torch import nn
 
 from cnnkit import spec
+from cnnkit.spec.words import LAYER_WORDS
 
 FIXTURES = {p["id"]: p for p in json.loads(
     (resources.files("cnnkit") / "data_files" / "seed_examples.json").read_text())["parameters"]}
@@ -78,6 +81,57 @@ def test_every_word_builds_and_torch_agrees_with_the_inferred_shapes() -> None:
         x = module(x)
         assert tuple(x.shape[1:]) == shape, module
     assert parsed.output_shape == (10,)
+
+
+# a canonical line per word (options that differ from the defaults, so that reading back is tested) and inputs it fits
+CONTRACT_CASES: dict[str, list[tuple[str, tuple[int, ...]]]] = {
+    "conv": [("conv 8 5x3 stride=2x1 padding=same dilation=2 groups=2 bias=false", (4, 17, 16)),
+             ("conv 6 3x3 padding=2x1", (3, 8, 9))],
+    "depthwise": [("depthwise 3x3 stride=2 padding=1 multiplier=2", (3, 9, 9))],
+    "separable": [("separable 12 3x3 stride=2 padding=same multiplier=2 bias=false", (3, 11, 10))],
+    "deconv": [("deconv 6 3x3 stride=2 padding=1 output_padding=1 dilation=2 groups=2 bias=false", (4, 5, 7))],
+    "maxpool": [("maxpool 3x3 stride=2 padding=1 ceil_mode=true", (2, 9, 8))],
+    "avgpool": [("avgpool 2x3 stride=1 padding=1", (2, 7, 7))],
+    "minpool": [("minpool 2x2 ceil_mode=true", (2, 7, 7))],
+    "globalavgpool": [("globalavgpool", (5, 4, 3))],
+    "relu": [("relu", (3, 4, 4))],
+    "leakyrelu": [("leakyrelu 0.2", (6,))],
+    "elu": [("elu 0.5", (2, 3, 3))],
+    "sigmoid": [("sigmoid", (5,))],
+    "tanh": [("tanh", (2, 3, 3))],
+    "maxout": [("maxout 3", (12,)), ("maxout 2", (6, 4, 4))],
+    "softmax": [("softmax", (10,))],
+    "flatten": [("flatten", (3, 4, 5))],
+    "dense": [("dense 7 bias=false", (20,))],
+    "dropout": [("dropout 0.3", (4, 5, 5))],
+    "batchnorm": [("batchnorm", (4, 5, 5)), ("batchnorm", (6,))],
+}
+
+
+@pytest.mark.parametrize("word", [w for w in spec.WORDS if w != "input"])
+def test_every_word_keeps_its_contract(word: str) -> None:
+    """Grammar, shape rule, module and read-back of one word agree: line -> shape == torch's shape -> same line."""
+    assert word in CONTRACT_CASES, f"add a canonical line for the new layer word {word!r} to CONTRACT_CASES"
+    for line, in_shape in CONTRACT_CASES[word]:
+        table = f"input {'x'.join(map(str, in_shape))}\n{line}\n"
+        parsed = spec.parse(table)
+        (layer,) = parsed.layers
+        assert layer.kind == word
+        assert parsed.to_text() == table, "the case's line is not canonical"
+        model = spec.build(parsed).eval()
+        assert [name for name, _ in model.named_children()] == [f"{word}1"]
+        with torch.no_grad():
+            y = model(torch.randn(2, *in_shape))
+        assert (2, *parsed.output_shape) == tuple(y.shape), line
+        assert spec.to_text(model, in_shape) == table
+        claimed_by = [w.name for w in LAYER_WORDS.values() if w.read_back(model[0]) is not None]
+        assert claimed_by == [word], f"{type(model[0]).__name__} must read back as exactly one word"
+
+
+def test_reading_a_table_does_not_import_torch() -> None:
+    code = "import sys, cnnkit.spec; cnnkit.spec.load_shipped('lenet_slides'); print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
 
 
 def test_round_trip_text_to_sequential_to_text() -> None:

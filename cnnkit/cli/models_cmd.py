@@ -1,4 +1,4 @@
-"""``cnnkit models``: the zoo's networks with their task, size, default input and pretrained weights."""
+"""``cnnkit models``: the zoo's networks with their kind, size, default input and pretrained weights."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 def add_parser(subparsers: Any, name: str, help_text: str) -> None:
     subparsers.add_parser(
         name, help=help_text,
-        description="List every registered model: name, task, parameters at its default size, default input "
+        description="List every registered model: name, kind (classification, segmentation, autoencoder), parameters at its default size, default input "
                     "(channels x height x width), default classes and whether pretrained weights exist.",
     ).add_argument("--json", action="store_true", help="print JSON instead of a table")
 
@@ -25,7 +25,7 @@ def model_rows() -> list[dict[str, Any]]:
         info = models.info(name)
         rows.append({
             "name": name,
-            "task": info.task,
+            "kind": info.kind,
             "params": models.num_parameters(name),
             "input_shape": list(info.input_shape),
             "num_classes": info.num_classes,
@@ -45,11 +45,11 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     table = Table(title="cnnkit model zoo")
-    for column, justify in (("name", "left"), ("task", "left"), ("parameters", "right"), ("input", "left"),
+    for column, justify in (("name", "left"), ("kind", "left"), ("parameters", "right"), ("input", "left"),
                             ("classes", "right"), ("pretrained", "left")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for row in rows:
-        table.add_row(row["name"], row["task"], f"{row['params']:,}", "x".join(map(str, row["input_shape"])),
+        table.add_row(row["name"], row["kind"], f"{row['params']:,}", "x".join(map(str, row["input_shape"])),
                       "-" if row["num_classes"] is None else str(row["num_classes"]), "yes" if row["pretrained"] else "no")
     # a pipe has no width: let the table be as wide as it needs instead of cutting names at 80 columns
     Console(width=None if sys.stdout.isatty() else 200).print(table)

@@ -138,7 +138,7 @@ def load(
 
 
 def _select(splits: DataSplits, indices: list[int]) -> DataSplits:
-    if splits.train.task == "segmentation":
+    if splits.train.kind == "segmentation":
         raise ValueError(f"{splits.train.name}: --classes cuts classification datasets; a segmentation dataset "
                          f"labels every pixel. Received: classes={indices}")
 

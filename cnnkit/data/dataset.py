@@ -18,7 +18,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-Task = Literal["classification", "segmentation"]
+Kind = Literal["classification", "segmentation"]  # a label per image, or a class per pixel
 EvalSplit = Literal["test", "val"]
 
 
@@ -66,7 +66,7 @@ class ImageDataset:
         return (c, h, w)
 
     @property
-    def task(self) -> Task:
+    def kind(self) -> Kind:
         return "segmentation" if self.segmentation is not None else "classification"
 
     @property
@@ -212,7 +212,7 @@ class DataSplits:
         return {
             "name": self.train.name.split("/")[0],
             "source": self.train.source,
-            "task": self.train.task,
+            "kind": self.train.kind,
             "input_shape": list(self.input_shape),
             "num_classes": self.num_classes,
             "class_names": list(self.class_names),

@@ -24,12 +24,12 @@ def evaluate(run: str | Path, *, data: str | None = None, data_dir: str | None =
     and ``confusion_matrix.png`` of pixels (segment); ``denoising.png`` or
     ``reconstructions.png`` (denoise, reconstruct).
     """
-    from cnnkit.tasks import EvalContext, make_task
+    from cnnkit.tasks import EvalContext, make_task, task_class
 
     opened = Run.open(run)
     card = opened.card
     held_out, split = opened.held_out(data, data_dir)
-    tta = bool(opened.config().get("tta", False)) if card.task == "classify" else False
+    tta = "tta" in task_class(card.task).options and bool(opened.config().get("tta", False))
     task = make_task(card.task, card.noise, tta=tta)
     runtime = choose(device, "fp32", False)
     model = opened.network().to(runtime.device)

@@ -95,7 +95,7 @@ def _build(name: str, in_channels: int, input_size: arith.IntOrPair, latent: int
                            int(positive(name, "width", width)), noise)
 
 
-@register(task="autoencoder", input_size=(28, 28))
+@register(kind="autoencoder", input_size=(28, 28))
 def conv_autoencoder(in_channels: int = 1, input_size: arith.IntOrPair = 28, latent: int = 32, width: int = 32) -> nn.Module:
     """Convolutional autoencoder: encoder, a ``latent``-unit code, decoder with transposed convolutions.
 
@@ -104,7 +104,7 @@ def conv_autoencoder(in_channels: int = 1, input_size: arith.IntOrPair = 28, lat
     return _build("conv_autoencoder", in_channels, input_size, latent, width, 0.0)
 
 
-@register(task="autoencoder", input_size=(28, 28))
+@register(kind="autoencoder", input_size=(28, 28))
 def denoising_autoencoder(in_channels: int = 1, input_size: arith.IntOrPair = 28, latent: int = 64, width: int = 32,
                           noise: float = 0.3) -> nn.Module:
     """Denoising autoencoder: Gaussian noise (std ``noise``) corrupts the input in training; the target stays clean.

@@ -42,7 +42,7 @@ def _halved(size: arith.Pair) -> arith.Pair:
     return height.value, width.value
 
 
-@register(task="classification", input_size=(32, 32))
+@register(kind="classification", input_size=(32, 32))
 def lenet5(num_classes: int = 10, in_channels: int = 3, input_size: arith.IntOrPair = 32,
            activation: str = "relu", pooling: str = "max") -> nn.Module:
     """LeNet-5 as the slides' "CNN Example # 2": conv 6@5x5, pool 2, conv 16@5x5, pool 2, dense 120, 84, classes.
@@ -71,7 +71,7 @@ def lenet5(num_classes: int = 10, in_channels: int = 3, input_size: arith.IntOrP
     return FlattenNet("lenet5", features, classifier, in_channels, size)
 
 
-@register(task="classification", input_size=(150, 150))
+@register(kind="classification", input_size=(150, 150))
 def keras_example(num_classes: int = 10, in_channels: int = 1, input_size: arith.IntOrPair = 150,
                   dropout: float = 0.25, dense_dropout: float = 0.5) -> nn.Module:
     """The slides' Keras model ("Example Network Setup"): feature maps grow 32 -> 64 while they shrink 148 -> 16.

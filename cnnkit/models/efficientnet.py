@@ -121,7 +121,7 @@ class EfficientNetLite(nn.Module):
         return self._fc(self._dropout(x))  # (N, num_classes)
 
 
-@register(task="classification", input_size=(224, 224), weights=EFFICIENTNET_LITE0_IMAGENET)
+@register(kind="classification", input_size=(224, 224), weights=EFFICIENTNET_LITE0_IMAGENET)
 def efficientnet_lite0(num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.2) -> nn.Module:
     """EfficientNet-Lite0: inverted residuals with depthwise convolutions, TF "same" padding; ImageNet weights.
 

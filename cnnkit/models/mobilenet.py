@@ -75,7 +75,7 @@ class MobileNetV1(nn.Module):
         return self.fc(self.dropout(torch.flatten(self.avgpool(x), 1)))  # (N, 1024*width) -> (N, num_classes)
 
 
-@register(task="classification", input_size=(224, 224))
+@register(kind="classification", input_size=(224, 224))
 def mobilenet_v1(num_classes: int = 1000, in_channels: int = 3, width: float = 1.0, dropout: float = 1e-3) -> nn.Module:
     """MobileNet v1: depthwise-separable convolutions throughout, thinned by the `width` multiplier (alpha).
 

@@ -4,10 +4,10 @@ An entry function builds one network and returns a plain ``torch.nn.Module``.
 Its signature is the single source of its defaults: ``num_classes`` and
 ``in_channels`` (keyword parameters with defaults), and any further keyword
 parameters are the model's *options* (``activation``, ``width``, ...). The
-decorator adds what the signature cannot say: the task, the default input
+decorator adds what the signature cannot say: the kind of network, the default input
 size and the pretrained weights, if any::
 
-    @register(task="classification", input_size=(32, 32))
+    @register(kind="classification", input_size=(32, 32))
     def lenet5(num_classes: int = 10, in_channels: int = 3, input_size: int = 32,
                activation: str = "relu") -> nn.Module:
         ...  # the docstring's first line becomes ``info("lenet5").description``
@@ -29,8 +29,9 @@ from torch import nn
 from cnnkit import arith
 from cnnkit.models.pretrained import PretrainedWeights, load_pretrained
 
-Task = Literal["classification", "segmentation", "autoencoder"]
-TASKS: tuple[Task, ...] = ("classification", "segmentation", "autoencoder")
+# what a network is; the tasks (cnnkit.tasks) say which kind they train (Task.zoo_kind)
+Kind = Literal["classification", "segmentation", "autoencoder"]
+KINDS: tuple[Kind, ...] = ("classification", "segmentation", "autoencoder")
 
 # parameters of an entry function that `create` fills itself; the others are options
 _COMMON = ("num_classes", "in_channels")
@@ -43,7 +44,7 @@ class ModelInfo:
     """What the registry knows about one model, without building it."""
 
     name: str
-    task: Task
+    kind: Kind
     input_shape: tuple[int, int, int]  # default input (C, H, W), without the batch dimension
     num_classes: int | None  # default number of classes; None for autoencoders (output = input's shape)
     options: tuple[str, ...]  # keyword options of the entry function besides num_classes / in_channels
@@ -75,7 +76,7 @@ def _default(signature: inspect.Signature, fn_name: str, parameter: str) -> Any:
 
 
 def register(
-    task: Task,
+    kind: Kind,
     input_size: arith.IntOrPair,
     *,
     name: str | None = None,
@@ -87,8 +88,8 @@ def register(
     function with an ``input_size`` option must default to the same size.
     Registering a name twice raises ``ValueError``.
     """
-    if task not in TASKS:
-        raise ValueError(f"register: `task` must be one of {', '.join(TASKS)}. Received: task={task!r}")
+    if kind not in KINDS:
+        raise ValueError(f"register: `kind` must be one of {', '.join(KINDS)}. Received: kind={kind!r}")
     size = arith.pair(input_size, "input_size", minimum=1)
 
     def decorate(fn: EntryFn) -> EntryFn:
@@ -112,7 +113,7 @@ def register(
         doc = inspect.getdoc(fn) or ""
         info = ModelInfo(
             name=model_name,
-            task=task,
+            kind=kind,
             input_shape=(in_channels, size[0], size[1]),
             num_classes=_default(signature, fn.__name__, "num_classes"),
             options=options,
@@ -176,7 +177,7 @@ def create(
     if num_classes is not None:
         if model_info.num_classes is None:
             raise TypeError(
-                f"model {name!r} ({model_info.task}) has no classes: its output has the input's shape. "
+                f"model {name!r} ({model_info.kind}) has no classes: its output has the input's shape. "
                 f"Received: num_classes={num_classes!r}"
             )
         kwargs["num_classes"] = num_classes

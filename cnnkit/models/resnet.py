@@ -143,7 +143,7 @@ class ResNet(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))  # (N, 512*expansion) -> (N, num_classes)
 
 
-@register(task="classification", input_size=(224, 224))
+@register(kind="classification", input_size=(224, 224))
 def resnet18(num_classes: int = 1000, in_channels: int = 3, zero_init_residual: bool = False) -> nn.Module:
     """ResNet-18: residual blocks whose shortcuts let gradients skip layers; basic blocks [2, 2, 2, 2].
 
@@ -152,7 +152,7 @@ def resnet18(num_classes: int = 1000, in_channels: int = 3, zero_init_residual: 
     return ResNet(BasicBlock, [2, 2, 2, 2], num_classes, in_channels, zero_init_residual, "resnet18")
 
 
-@register(task="classification", input_size=(224, 224))
+@register(kind="classification", input_size=(224, 224))
 def resnet34(num_classes: int = 1000, in_channels: int = 3, zero_init_residual: bool = False) -> nn.Module:
     """ResNet-34: residual blocks whose shortcuts let gradients skip layers; basic blocks [3, 4, 6, 3].
 
@@ -161,7 +161,7 @@ def resnet34(num_classes: int = 1000, in_channels: int = 3, zero_init_residual: 
     return ResNet(BasicBlock, [3, 4, 6, 3], num_classes, in_channels, zero_init_residual, "resnet34")
 
 
-@register(task="classification", input_size=(224, 224))
+@register(kind="classification", input_size=(224, 224))
 def resnet50(num_classes: int = 1000, in_channels: int = 3, zero_init_residual: bool = False) -> nn.Module:
     """ResNet-50: deeper residual network of bottleneck blocks (1x1 reduce, 3x3, 1x1 expand) [3, 4, 6, 3].
 

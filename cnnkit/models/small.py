@@ -72,7 +72,7 @@ class SmallVGG(nn.Module):
         return self.classifier(torch.flatten(x, 1))  # (N, 4w) -> (N, num_classes)
 
 
-@register(task="classification", input_size=(28, 28))
+@register(kind="classification", input_size=(28, 28))
 def resnet_small(num_classes: int = 10, in_channels: int = 1, depth: int = 20, width: int = 16) -> nn.Module:
     """ResNet for small images (ResNet-20 by default; depth 8 trains fastest): shortcuts in a CIFAR-sized network.
 
@@ -85,7 +85,7 @@ def resnet_small(num_classes: int = 10, in_channels: int = 1, depth: int = 20, w
     return SmallResNet(depth, num_classes, in_channels, int(positive("resnet_small", "width", width)))
 
 
-@register(task="classification", input_size=(28, 28))
+@register(kind="classification", input_size=(28, 28))
 def vgg_small(num_classes: int = 10, in_channels: int = 1, width: int = 32, dropout: float = 0.3) -> nn.Module:
     """Compact VGG with batch norm: stacked 3x3 convolutions for 28x28 / 32x32 images.
 
@@ -127,7 +127,7 @@ def _conv_bn_relu(in_channels: int, out_channels: int) -> list[nn.Module]:
     return [nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False), nn.BatchNorm2d(out_channels), nn.ReLU()]
 
 
-@register(task="classification", input_size=(28, 28))
+@register(kind="classification", input_size=(28, 28))
 def fastnet(num_classes: int = 10, in_channels: int = 1, width: int = 16) -> nn.Module:
     """Fast compact VGG-style net with batch norm: the network of ``--recipe fast`` (93% on Fashion-MNIST in 6 epochs).
 

@@ -84,7 +84,7 @@ class UNet(nn.Module):
         return self.outc(out)  # (N, num_classes, H, W)
 
 
-@register(task="segmentation", input_size=(128, 128))
+@register(kind="segmentation", input_size=(128, 128))
 def unet(num_classes: int = 2, in_channels: int = 3, width: int = 64, batch_norm: bool = True) -> nn.Module:
     """U-Net: encoder-decoder with skip connections and transposed convolutions, per-pixel classes.
 

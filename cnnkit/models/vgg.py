@@ -107,7 +107,7 @@ def make_vgg_layers(config: Sequence[int | str], in_channels: int, batch_norm: b
     return nn.Sequential(*layers)
 
 
-@register(task="classification", input_size=(224, 224))
+@register(kind="classification", input_size=(224, 224))
 def alexnet(num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5) -> nn.Module:
     """AlexNet, the 2012 ImageNet winner the slides show as a feature extractor: ReLU, overlapping pooling, dropout.
 
@@ -116,7 +116,7 @@ def alexnet(num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5)
     return AlexNet(num_classes, in_channels, probability("alexnet", "dropout", dropout))
 
 
-@register(task="classification", input_size=(224, 224))
+@register(kind="classification", input_size=(224, 224))
 def vgg11(num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5) -> nn.Module:
     """VGG-11 (configuration A): depth built from small 3x3 filters and 2x2 max pools.
 
@@ -125,7 +125,7 @@ def vgg11(num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5) -
     return VGG(VGG_CONFIGS["A"], num_classes, in_channels, False, probability("vgg11", "dropout", dropout), "vgg11")
 
 
-@register(task="classification", input_size=(224, 224))
+@register(kind="classification", input_size=(224, 224))
 def vgg16(num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5) -> nn.Module:
     """VGG-16 (configuration D), the slides' example of a pretrained backbone for transfer learning.
 
@@ -134,7 +134,7 @@ def vgg16(num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5) -
     return VGG(VGG_CONFIGS["D"], num_classes, in_channels, False, probability("vgg16", "dropout", dropout), "vgg16")
 
 
-@register(task="classification", input_size=(224, 224))
+@register(kind="classification", input_size=(224, 224))
 def vgg16_bn(num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5) -> nn.Module:
     """VGG-16 with batch normalisation after every convolution.
 

@@ -20,12 +20,11 @@ import torch
 
 from cnnkit.report.html import Section, render
 from cnnkit.runs import Run
+from cnnkit.tasks import Task, task_class
 from cnnkit.visualize import draw_attribution, draw_curves, draw_feature_maps, draw_filters, feature_maps, gradcam
 from cnnkit.visualize.curves import read_history
 
 REPORT = "report.html"
-# figures that have their own section; any other PNG listed in metrics.json "files" goes under "More figures"
-_OWN_SECTIONS = {"confusion_matrix": ("confusion", "Confusion matrix"), "mistakes": ("mistakes", "Most confident mistakes")}
 _DRAW_ERRORS = (ValueError, TypeError, OSError)  # what the library raises for inputs it cannot use
 
 
@@ -147,10 +146,14 @@ def _model_sections(run: Run, report: Report, sample: int) -> list[Section]:
     return sections
 
 
-def _metric_sections(folder: Path, metrics: dict[str, Any] | None) -> list[Section]:
-    """Metrics, confusion matrix, mistakes, and any other figure metrics.json lists."""
+def _metric_sections(folder: Path, metrics: dict[str, Any] | None, task: type[Task]) -> list[Section]:
+    """Metrics, the task's own figures (classify: confusion matrix, mistakes), and any other figure metrics.json lists.
+
+    A figure of ``task.report_sections`` gets a section of its own, which says so when it is missing; any other
+    PNG listed in metrics.json goes under "More figures".
+    """
     table = Section("metrics", "Metrics")
-    own = {key: Section(anchor, title) for key, (anchor, title) in _OWN_SECTIONS.items()}
+    own = {key: Section(anchor, title) for key, anchor, title in task.report_sections}
     if metrics is None:
         for section in (table, *own.values()):
             section.note(f"not evaluated yet: run `cnnkit evaluate {folder}`")
@@ -176,7 +179,7 @@ def _metric_sections(folder: Path, metrics: dict[str, Any] | None) -> list[Secti
             target.image(found, key.replace("_", " "))
     for key, section in own.items():
         if not section.blocks:
-            section.note("none drawn" if key != "mistakes" else "no mistakes to show (or not drawn for this task)")
+            section.note("no mistakes to show" if key == "mistakes" else "none drawn")
     return [table, *own.values(), *([more] if more.blocks else [])]
 
 
@@ -218,7 +221,8 @@ def write_report(run: str | Path, *, sample: int = 0) -> Report:
         report.notes.append(f"curves: {error}")
         history = []
     metrics = opened.metrics()
-    sections = [settings, summary, curves, *_metric_sections(folder, metrics), *_model_sections(opened, report, sample)]
+    sections = [settings, summary, curves, *_metric_sections(folder, metrics, task_class(card.task)),
+                *_model_sections(opened, report, sample)]
     subtitle = [f"{card.name} on {card.data.name if card.data else '?'}, {len(history)} epoch(s)"
                 + (f", {metrics.get('split', 'held-out')} accuracy {metrics['accuracy']:.2%}" if metrics and isinstance(
                     metrics.get("accuracy"), float) else ""),

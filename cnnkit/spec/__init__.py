@@ -10,7 +10,9 @@
     dense 10
 
 ``load``/``parse`` read and check a table (no torch needed); ``build`` makes the
-``torch.nn.Sequential`` and ``to_text`` writes one back.
+``torch.nn.Sequential`` and ``to_text`` writes one back. Each layer word (its
+grammar, shape rule, torch module and read-back) is defined once, in
+:mod:`cnnkit.spec.words`.
 """
 
 from __future__ import annotations

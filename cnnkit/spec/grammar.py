@@ -1,19 +1,25 @@
-"""The words of the layer-table format: what each layer takes, and how a line is read.
+"""How a line of the layer-table format is read and written.
 
 A line is ``WORD [positional ...] [key=value ...]  # comment``. This module
-knows the vocabulary and turns one line into a :class:`LayerSpec`; it does no
-shape arithmetic (see :mod:`cnnkit.spec.shapes`) and imports no torch.
+turns one line into a :class:`LayerSpec` and back, following each word's
+grammar in the vocabulary (:mod:`cnnkit.spec.words`); it does no shape
+arithmetic and imports no torch.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-Pair = tuple[int, int]
+from cnnkit.spec.readers import Pair, Reader, read_bool, read_float, read_int, read_padding, read_pair, read_shape
+from cnnkit.spec.word import Word
+from cnnkit.spec.words import ALIASES, POOLS, WORDS
+
+__all__ = ["ALIASES", "POOLS", "WORDS", "LayerSpec", "Pair", "Reader", "SpecError", "Word", "format_layer", "parse_line",
+           "read_bool", "read_float", "read_int", "read_padding", "read_pair", "read_shape"]
 
 
 class SpecError(ValueError):
@@ -36,156 +42,6 @@ class LayerSpec:
         """``file:line: `conv 16 5x5`:`` for messages."""
         location = f"{path}:{self.line}" if self.line else path
         return f"{location}: `{self.source or format_layer(self)}`"
-
-
-# ----------------------------------------------------------------------------- value readers
-
-
-def read_int(text: str, name: str, minimum: int = 0) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"`{name}` must be a whole number. Received: {name}={text}") from None
-    if value < minimum:
-        raise ValueError(f"`{name}` must be at least {minimum}. Received: {name}={text}")
-    return value
-
-
-def read_pair(text: str, name: str, minimum: int = 0) -> Pair:
-    """``5`` or ``5x5`` or ``3x5`` -> (height, width)."""
-    parts = text.lower().split("x")
-    if len(parts) == 1:
-        value = read_int(parts[0], name, minimum)
-        return value, value
-    if len(parts) == 2:
-        return read_int(parts[0], name, minimum), read_int(parts[1], name, minimum)
-    raise ValueError(f"`{name}` must be N or HxW, like 5 or 5x5. Received: {name}={text}")
-
-
-def read_padding(text: str, name: str = "padding") -> Pair | str:
-    if text.lower() in ("valid", "same"):
-        return text.lower()
-    return read_pair(text, name)
-
-
-def read_float(text: str, name: str, low: float, high: float, *, high_open: bool = False) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"`{name}` must be a number. Received: {name}={text}") from None
-    if not (low <= value and (value < high if high_open else value <= high)):
-        bound = f"[{low}, {high})" if high_open else f"[{low}, {high}]"
-        raise ValueError(f"`{name}` must be in {bound}. Received: {name}={text}")
-    return value
-
-
-def read_bool(text: str, name: str) -> bool:
-    lowered = text.lower()
-    if lowered in ("true", "yes", "1"):
-        return True
-    if lowered in ("false", "no", "0"):
-        return False
-    raise ValueError(f"`{name}` must be true or false. Received: {name}={text}")
-
-
-def read_shape(text: str, name: str = "input") -> tuple[int, ...]:
-    """``3x32x32`` (channels x height x width) or ``400`` (features)."""
-    parts = text.lower().split("x")
-    if len(parts) not in (1, 3):
-        raise ValueError(f"`{name}` must be CxHxW (channels x height x width) or F (features), like 3x32x32. Received: {text}")
-    return tuple(read_int(p, name, minimum=1) for p in parts)
-
-
-# ----------------------------------------------------------------------------- vocabulary
-
-Reader = Callable[[str, str], Any]
-
-
-@dataclass(frozen=True)
-class Word:
-    """What one layer word takes: positional arguments in order, then key=value options with defaults."""
-
-    positional: tuple[tuple[str, Reader], ...] = ()
-    optional_positional: tuple[tuple[str, Reader, Any], ...] = ()  # (name, reader, default) after the required ones
-    options: Mapping[str, tuple[Reader, Any]] = field(default_factory=dict)  # name -> (reader, default)
-    help: str = ""
-
-
-def _positive_int(text: str, name: str) -> int:
-    return read_int(text, name, minimum=1)
-
-
-def _positive_pair(text: str, name: str) -> Pair:
-    return read_pair(text, name, minimum=1)
-
-
-def _probability(text: str, name: str) -> float:
-    return read_float(text, name, 0.0, 1.0, high_open=True)
-
-
-def _slope(text: str, name: str) -> float:
-    return read_float(text, name, 0.0, 1.0)
-
-
-def _alpha(text: str, name: str) -> float:
-    return read_float(text, name, 0.0, 1e6)
-
-
-def _conv_options(extra: str, reader: Reader, default: Any) -> dict[str, tuple[Reader, Any]]:
-    """stride, padding, dilation, the layer's own option, then bias: the order lines are written in."""
-    return {"stride": (_positive_pair, (1, 1)), "padding": (read_padding, (0, 0)),
-            "dilation": (_positive_pair, (1, 1)), extra: (reader, default), "bias": (read_bool, True)}
-
-
-_POOL_OPTIONS: dict[str, tuple[Reader, Any]] = {
-    "stride": (_positive_pair, None),  # None: the pool size, as the slides do
-    "padding": (read_pair, (0, 0)),
-    "ceil_mode": (read_bool, False),
-}
-_NO_ARGS = Word()
-POOLS = ("maxpool", "avgpool", "minpool")
-
-WORDS: Mapping[str, Word] = MappingProxyType({
-    "input": Word(positional=(("shape", read_shape),), help="input CxHxW | input F"),
-    "conv": Word(positional=(("filters", _positive_int), ("kernel", _positive_pair)),
-                 options=_conv_options("groups", _positive_int, 1),
-                 help="conv N KxK [stride=S] [padding=P|valid|same] [dilation=D] [groups=G] [bias=false]"),
-    "depthwise": Word(positional=(("kernel", _positive_pair),),
-                      options=_conv_options("multiplier", _positive_int, 1),
-                      help="depthwise KxK [stride=S] [padding=P|valid|same] [dilation=D] [multiplier=M]"),
-    "separable": Word(positional=(("filters", _positive_int), ("kernel", _positive_pair)),
-                      options=_conv_options("multiplier", _positive_int, 1),
-                      help="separable N KxK [stride=S] [padding=P|valid|same] [dilation=D] [multiplier=M]"),
-    "deconv": Word(positional=(("filters", _positive_int), ("kernel", _positive_pair)),
-                   options={"stride": (_positive_pair, (1, 1)), "padding": (read_pair, (0, 0)),
-                            "output_padding": (read_pair, (0, 0)), "dilation": (_positive_pair, (1, 1)),
-                            "groups": (_positive_int, 1), "bias": (read_bool, True)},
-                   help="deconv N KxK [stride=S] [padding=P] [output_padding=Q] (transposed convolution)"),
-    "maxpool": Word(positional=(("size", _positive_pair),), options=_POOL_OPTIONS, help="maxpool KxK [stride=S] [padding=P]"),
-    "avgpool": Word(positional=(("size", _positive_pair),), options=_POOL_OPTIONS, help="avgpool KxK [stride=S] [padding=P]"),
-    "minpool": Word(positional=(("size", _positive_pair),), options=_POOL_OPTIONS, help="minpool KxK [stride=S] [padding=P]"),
-    "globalavgpool": _NO_ARGS,
-    "relu": _NO_ARGS,
-    "leakyrelu": Word(optional_positional=(("slope", _slope, 0.1),), help="leakyrelu [slope] (default 0.1, as the slides)"),
-    "elu": Word(optional_positional=(("alpha", _alpha, 1.0),), help="elu [alpha] (default 1.0)"),
-    "sigmoid": _NO_ARGS,
-    "tanh": _NO_ARGS,
-    "maxout": Word(positional=(("pieces", _positive_int),), help="maxout K (max over groups of K units)"),
-    "softmax": _NO_ARGS,
-    "flatten": _NO_ARGS,
-    "dense": Word(positional=(("units", _positive_int),), options={"bias": (read_bool, True)}, help="dense N [bias=false]"),
-    "dropout": Word(optional_positional=(("rate", _probability, 0.5),), help="dropout P (default 0.5)"),
-    "batchnorm": _NO_ARGS,
-})
-
-# words people write for the same layers
-ALIASES: Mapping[str, str] = MappingProxyType({
-    "conv2d": "conv", "convolution": "conv", "linear": "dense", "fc": "dense", "fully_connected": "dense",
-    "max_pool": "maxpool", "maxpooling": "maxpool", "avg_pool": "avgpool", "averagepool": "avgpool",
-    "min_pool": "minpool", "leaky_relu": "leakyrelu", "transposed": "deconv", "conv_transpose": "deconv",
-    "batch_norm": "batchnorm", "bn": "batchnorm", "gap": "globalavgpool", "global_avg_pool": "globalavgpool",
-    "depthwise_separable": "separable",
-})
 
 
 def parse_line(text: str, line: int) -> LayerSpec | None:
@@ -214,11 +70,8 @@ def parse_line(text: str, line: int) -> LayerSpec | None:
     args: dict[str, Any] = {}
     for (name, reader), token in zip(spec.positional, positional, strict=False):
         args[name] = reader(token, name)
-    for index, (name, reader, default) in enumerate(spec.optional_positional):
-        token_index = n_required + index
-        args[name] = reader(positional[token_index], name) if token_index < len(positional) else default
-    for name, (_, default) in spec.options.items():
-        args[name] = default
+    for (name, reader, _), token in zip(spec.optional_positional, positional[n_required:], strict=False):
+        args[name] = reader(token, name)
     for token in keyed:
         key, _, value = token.partition("=")
         key = key.lower()
@@ -226,9 +79,7 @@ def parse_line(text: str, line: int) -> LayerSpec | None:
             allowed = ", ".join(spec.options) or "none"
             raise ValueError(f"{word} has no option {key!r} (options: {allowed}).{usage}")
         args[key] = spec.options[key][0](value, key)
-    if word in POOLS and args["stride"] is None:
-        args["stride"] = args["size"]
-    return LayerSpec(word, args, line, source)
+    return LayerSpec(word, spec.complete(args), line, source)
 
 
 def format_layer(layer: LayerSpec) -> str:
@@ -242,8 +93,8 @@ def format_layer(layer: LayerSpec) -> str:
             parts.append(_format_value(layer.args[name]))
     for name, (_, default) in spec.options.items():
         value = layer.args.get(name, default)
-        if name == "stride" and layer.kind in POOLS:
-            default = layer.args["size"]
+        if name in spec.default_from:
+            default = layer.args[spec.default_from[name]]
         if value != default and not (name == "padding" and value == "valid"):
             parts.append(f"{name}={_format_value(value, name)}")
     return " ".join(parts)

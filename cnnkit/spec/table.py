@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from cnnkit.spec.grammar import LayerSpec, SpecError, format_layer, parse_line, read_shape
+from cnnkit.spec.grammar import LayerSpec, SpecError, format_layer, parse_line
+from cnnkit.spec.readers import read_shape
 from cnnkit.spec.shapes import Shape, output_shape
 
 MAX_TABLE_BYTES = 1_000_000

@@ -88,17 +88,18 @@ class Task:
 
     name: ClassVar[str]  # the --task word
     metric: ClassVar[str]  # the running training metric, "train_<metric>" in metrics.jsonl
-    zoo_kind: ClassVar[str]  # the zoo's kind of network this task trains (cnnkit.models.TASKS)
+    zoo_kind: ClassVar[str]  # the kind of zoo network this task trains (cnnkit.models.KINDS)
     defaults: ClassVar[dict[str, Any]] = {}  # TrainConfig options this task changes when they are not given
     options: ClassVar[tuple[str, ...]] = ()  # the task's own options: "noise", "tta"
     zoo_kwargs: ClassVar[dict[str, Any]] = {}  # arguments a zoo network gets for this task, where it takes them
-    table_hint: ClassVar[str] = ""
-    output_words: ClassVar[str] = ""  # what the network outputs, for exported files' metadata  # how a layer table must end for this task ({n}: the number of classes)
+    table_hint: ClassVar[str] = ""  # how a layer table must end for this task ({n}: the number of classes)
+    output_words: ClassVar[str] = ""  # what the network outputs, for exported files' metadata
+    # figures of `cnnkit evaluate` that the report gives a section of their own: (files key, anchor, title)
+    report_sections: ClassVar[tuple[tuple[str, str, str], ...]] = ()
     needs_classes: ClassVar[bool] = True  # the targets are classes: held-out data must have the run's classes
     smooths_labels: ClassVar[bool] = True  # the loss is a cross-entropy that --label-smoothing applies to
     normalises: ClassVar[bool] = True  # whether the network's input is normalised by the training set's statistics
     per_image: ClassVar[bool] = True  # every held-out score is a mean over images (so shards' scores can be pooled)
-    scores_classes: ClassVar[bool] = False  # the output is one score per class per image (Grad-CAM, top-k)
 
     def __init__(self, *, noise: str | None = None, tta: bool = False) -> None:
         given = {"noise": noise is not None, "tta": tta}

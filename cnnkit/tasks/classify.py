@@ -79,7 +79,8 @@ class Classify(Task):
     options = ("tta",)  # evaluate each image and its mirror image, average the logits
     table_hint = "; make its last dense layer `dense {n}`"
     output_words = "class scores (logits); softmax gives probabilities"
-    scores_classes = True
+    report_sections = (("confusion_matrix", "confusion", "Confusion matrix"),
+                       ("mistakes", "mistakes", "Most confident mistakes"))
 
     def targets(self, data: ImageDataset) -> torch.Tensor:
         return data.labels

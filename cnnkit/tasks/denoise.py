@@ -29,6 +29,7 @@ class Denoise(Reconstruct):
     zoo_kwargs: ClassVar[dict[str, Any]] = {"noise": 0.0}  # the denoising autoencoder's own noise layer is off: the task corrupts the inputs
     output_word = "denoised"
     figure_name = "denoising"
+    report_sections = (("denoising", "denoising", "Noisy, denoised and clean held-out images"),)
 
     def __init__(self, *, noise: str | None = None, tta: bool = False) -> None:
         super().__init__(noise=noise, tta=tta)

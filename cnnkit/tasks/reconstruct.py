@@ -39,6 +39,7 @@ class Reconstruct(Task):
     needs_classes = False
     output_word: ClassVar[str] = "reconstructed"  # cnnkit predict writes NAME.<output_word>.png
     figure_name: ClassVar[str] = "reconstructions"  # cnnkit evaluate's figure, <figure_name>.png
+    report_sections = (("reconstructions", "reconstructions", "Reconstructions of held-out images"),)
 
     def corrupt(self, clean: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """The network's input made from the clean ``(B, C, H, W)`` [0, 1] image (here: the image itself)."""

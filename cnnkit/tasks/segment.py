@@ -32,6 +32,9 @@ class Segment(Task):
                 "label_smoothing": 0.0}  # mean IoU 0.87 on shapes-seg in 8 epochs, about 3 minutes of one CPU core
     table_hint = " (a score map per class at the image's size); end it in `conv {n} 1x1` with padded convolutions"
     output_words = "a score map per class; the argmax over the classes is each pixel's class"
+    report_sections = (("segmentation", "segmentation", "Predicted masks"),
+                       ("segmentation_mistakes", "segmentation-mistakes", "The images with the most wrong pixels"),
+                       ("confusion_matrix", "confusion", "Confusion matrix of pixels"))
     per_image = False  # mean IoU pools the pixel confusion matrix of the whole split
 
     def targets(self, data: ImageDataset) -> torch.Tensor:

@@ -52,8 +52,8 @@ def load_base(base: str, weights: str | None = None) -> Base:
             raise ValueError(f"--weights: {base} is a run directory and brings its own weights; leave --weights out")
         return _from_run(path)
     info = models.info(base)
-    if info.task != "classification":
-        raise ValueError(f"--base {base}: a {info.task} network has no classifier to replace; choose a classification "
+    if info.kind != "classification":
+        raise ValueError(f"--base {base}: a {info.kind} network has no classifier to replace; choose a classification "
                          f"model or run directory")
     if weights is not None:
         return _from_file(base, Path(weights))

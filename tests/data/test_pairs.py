@@ -32,7 +32,7 @@ def test_a_saved_dataset_loads_back_exactly(tmp_path: Path) -> None:
     save_pairs(scenes, tmp_path / "scenes")
     splits = load(f"folder:{tmp_path / 'scenes'}", image_size=32)
     train = splits.train
-    assert train.task == "segmentation" and train.class_names == scenes.class_names
+    assert train.kind == "segmentation" and train.class_names == scenes.class_names
     assert torch.equal(train.images, scenes.images) and torch.equal(train.segmentation, scenes.segmentation)
     assert torch.equal(train.labels, scenes.labels)  # the largest shape of each scene
     assert splits.test is None

@@ -45,7 +45,7 @@ def test_masks_match_the_pixels() -> None:
 
 def test_segmentation_maps() -> None:
     ds = draw_segmentation(200, seed=0)
-    assert ds.task == "segmentation" and ds.class_names == ("background", *SHAPE_NAMES)
+    assert ds.kind == "segmentation" and ds.class_names == ("background", *SHAPE_NAMES)
     seg = ds.segmentation
     assert seg is not None and seg.shape == (200, 32, 32) and seg.dtype == torch.uint8
     assert int(seg.max()) == len(SHAPE_NAMES) and (seg == 0).float().mean() > 0.5

@@ -55,9 +55,9 @@ def _input_shape(name: str) -> tuple[int, int, int]:
 
 def _expected_output(name: str, batch: int, shape: tuple[int, int, int]) -> tuple[int, ...]:
     info = models.info(name)
-    if info.task == "classification":
+    if info.kind == "classification":
         return (batch, info.num_classes or 0)
-    if info.task == "segmentation":
+    if info.kind == "segmentation":
         return (batch, info.num_classes or 0, shape[1], shape[2])
     return (batch, *shape)  # autoencoder: the input's shape
 
@@ -97,7 +97,7 @@ def test_every_model_is_documented() -> None:
     for name in models.names():
         info = models.info(name)
         assert info.description, f"{name}: the entry function needs a docstring"
-        assert info.task in models.TASKS
+        assert info.kind in models.KINDS
 
 
 def test_lenet5_fashion_mnist_size_and_slide_layers() -> None:

@@ -23,15 +23,15 @@ def test_names_are_sorted_and_complete() -> None:
 
 def test_info_comes_from_the_decorator_and_the_signature() -> None:
     lenet = models.info("lenet5")
-    assert (lenet.task, lenet.input_shape, lenet.num_classes, lenet.pretrained) == ("classification", (3, 32, 32), 10, False)
+    assert (lenet.kind, lenet.input_shape, lenet.num_classes, lenet.pretrained) == ("classification", (3, 32, 32), 10, False)
     assert lenet.options == ("input_size", "activation", "pooling")
     assert lenet.description.startswith("LeNet-5")
     effnet = models.info("efficientnet_lite0")
     assert effnet.pretrained and effnet.weights is models.EFFICIENTNET_LITE0_IMAGENET
     assert (effnet.input_shape, effnet.num_classes) == ((3, 224, 224), 1000)
-    assert models.info("unet").task == "segmentation"
+    assert models.info("unet").kind == "segmentation"
     auto = models.info("conv_autoencoder")
-    assert (auto.task, auto.num_classes, auto.input_shape) == ("autoencoder", None, (1, 28, 28))
+    assert (auto.kind, auto.num_classes, auto.input_shape) == ("autoencoder", None, (1, 28, 28))
 
 
 def test_duplicate_registration_raises_and_keeps_the_first() -> None:
@@ -42,9 +42,9 @@ def test_duplicate_registration_raises_and_keeps_the_first() -> None:
         return nn.Identity()
 
     with pytest.raises(ValueError, match=r"a model named 'lenet5' is already registered \(by cnnkit\.models\.classic\).*Received: name='lenet5'"):
-        models.register(task="classification", input_size=32)(lenet5)
+        models.register(kind="classification", input_size=32)(lenet5)
     with pytest.raises(ValueError, match=r"already registered"):
-        models.register(task="classification", input_size=32, name="vgg16")(lenet5)
+        models.register(kind="classification", input_size=32, name="vgg16")(lenet5)
     assert models.info("lenet5") is before
 
 
@@ -53,10 +53,10 @@ def test_register_checks_task_and_input_size() -> None:
         """Toy."""
         return nn.Identity()
 
-    with pytest.raises(ValueError, match=r"`task` must be one of classification, segmentation, autoencoder\. Received: task='detection'"):
-        models.register(task="detection", input_size=28)(toy)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"`kind` must be one of classification, segmentation, autoencoder\. Received: kind='detection'"):
+        models.register(kind="detection", input_size=28)(toy)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"model 'toy': the entry function's default input_size \(28\) differs from the registered one\. Received: input_size=32"):
-        models.register(task="classification", input_size=32)(toy)
+        models.register(kind="classification", input_size=32)(toy)
     assert "toy" not in models.names()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,12 @@ def test_unet_segments_shapes_and_predicts_masks(tmp_path: Path, capsys: pytest.
     assert history[-1]["test_mean_iou"] == pytest.approx(evaluation["mean_iou"], abs=0.02)  # bf16-free: same numbers
     assert main(["evaluate", str(out), "--json"]) == 0
     assert _json(capsys)["mean_iou"] == evaluation["mean_iou"]
+    # the report (evaluate refreshes it) gives the task's own figures their sections
+    sections = dict(re.findall(r'<section id="([^"]+)">(.*?)</section>', (out / "report.html").read_text(), re.DOTALL))
+    for anchor, figure in (("segmentation", "segmentation.png"), ("segmentation-mistakes", "segmentation_mistakes.png"),
+                           ("confusion", "confusion_matrix.png")):
+        assert f'data-file="{figure}"' in sections[anchor], anchor
+    assert "mistakes" not in sections and "more-figures" not in sections
 
     files = [str(data / "test" / "images" / f"0000{i}.png") for i in range(4)]
     assert main(["predict", str(out), *files, "--out", str(tmp_path / "masks"), "--json"]) == 0
