@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,24 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+MAX_JSON_BYTES = 64 << 20  # a run's JSON files are kilobytes; refuse what could only exhaust memory
+
+
+def check_regular(path: Path, limit: int | None = None) -> None:
+    """Raise unless ``path`` is a regular file (of at most ``limit`` bytes): reading a named pipe or a device would
+    block forever or never end. ``FileNotFoundError`` if missing, ``ValueError`` otherwise; both name the path."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file") from None
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a folder" if stat.S_ISDIR(info.st_mode) else "a named pipe" if stat.S_ISFIFO(info.st_mode) else \
+            "a device or socket"
+        raise ValueError(f"{path}: {kind}, not a regular file")
+    if limit is not None and info.st_size > limit:
+        raise ValueError(f"{path}: {info.st_size:,} bytes, more than the {limit:,} read here")
+
+
 def write_json(path: Path, value: Any) -> None:
     """``value`` as indented JSON at ``path``, atomically."""
     atomic_write(path, (json.dumps(value, indent=2) + "\n").encode())
@@ -38,6 +57,7 @@ def write_json(path: Path, value: Any) -> None:
 def read_json(path: Path) -> Any:
     """The JSON value in ``path``; a missing or damaged file is an error naming it."""
     try:
+        check_regular(path, MAX_JSON_BYTES)
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: missing") from None

@@ -34,8 +34,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from cnnkit.fileio import atomic_write
+from cnnkit.fileio import atomic_write, check_regular
 
+MAX_FILE_BYTES = 512 << 20  # an image file larger than this is refused before it is read
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")  # what image folders read
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")  # what a named file may be
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
@@ -113,6 +114,10 @@ def decode(path: Path, size: tuple[int, int], fit: Fit = "crop",
     own (width, height) upright; :class:`BadImage` if it cannot be read."""
     if path.suffix.lower() not in EXTENSIONS:
         raise BadImage(f"not an image file (extensions read: {', '.join(EXTENSIONS)})")
+    try:
+        check_regular(path, MAX_FILE_BYTES)
+    except (OSError, ValueError) as error:
+        raise BadImage(str(error).removeprefix(f"{path}: ")) from None
     h, w = size
     try:
         with Image.open(path) as image:
@@ -181,8 +186,12 @@ def read_image(path: str | Path, name: str, *, mode: ImageMode = "L", max_pixels
     """
     file = Path(path)
     received = f"Received: {name}={str(file)!r}"
-    if not file.is_file():
+    if not file.exists():
         raise FileNotFoundError(f"`{name}`: no such file. {received}")
+    try:
+        check_regular(file, MAX_FILE_BYTES)
+    except ValueError as error:
+        raise ValueError(f"`{name}`: {str(error).removeprefix(f'{file}: ')}. {received}") from None
     try:
         with warnings.catch_warnings():
             # Pillow only warns between its own limit and twice that; treat the warning as a refusal too
@@ -208,6 +217,10 @@ def read_image(path: str | Path, name: str, *, mode: ImageMode = "L", max_pixels
 
 def read_class_ids(path: Path) -> np.ndarray:
     """The mask at ``path`` as ``(H, W) int64`` class ids; :class:`BadImage` if it is not a one-channel image."""
+    try:
+        check_regular(path, MAX_FILE_BYTES)
+    except (OSError, ValueError) as error:
+        raise BadImage(str(error).removeprefix(f"{path}: ")) from None
     try:
         with Image.open(path) as mask:
             if mask.mode in MASK_MODES:

@@ -32,8 +32,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from cnnkit.cardcheck import Fields, check_source
 from cnnkit.data.spec import DataSpec
-from cnnkit.fileio import atomic_write, read_json, write_json
+from cnnkit.fileio import atomic_write, check_regular, read_json, write_json
 from cnnkit.images import ImagePrep, input_from_file
 
 if TYPE_CHECKING:
@@ -78,23 +79,36 @@ class ModelCard:
 
     @classmethod
     def from_dict(cls, values: Any, path: Path, config: dict[str, Any] | None = None) -> ModelCard:
-        """From ``model.json``'s contents; ``config`` (``config.json``) supplies the data of older runs."""
-        if not isinstance(values, dict):
-            raise ValueError(f"{path}: not a model card (a JSON object); the run directory is damaged or not cnnkit's")
-        for key in ("source", "input_shape", "class_names", "transform"):
-            if key not in values:
-                raise ValueError(f"{path}: no {key!r}; the run directory is damaged or not cnnkit's")
-        shape = tuple(int(s) for s in values["input_shape"])
-        if len(shape) != 3:
-            raise ValueError(f"{path}: input_shape must be (C, H, W). Received: {values['input_shape']}")
-        data = values.get("data")
-        spec = (DataSpec.from_dict(data) if isinstance(data, dict)
-                else DataSpec.from_dict(config) if config and isinstance(config.get("data"), str) else None)
-        image = {"fit": "crop", "interpolation": "bilinear", **(values.get("image") or {})}
-        return cls(str(values.get("task", "classify")), dict(values["source"]), (shape[0], shape[1], shape[2]),
-                   tuple(str(n) for n in values["class_names"]), dict(values["transform"]), spec,
-                   values.get("noise"), image, str(values.get("eval_split") or ""),
-                   tuple(values.get("skipped_files") or ()))
+        """From ``model.json``'s contents, every field checked (:mod:`cnnkit.cardcheck`); ``config``
+        (``config.json``) supplies the data of older runs. A bad field is a ValueError naming ``path`` and it."""
+        from cnnkit import tasks
+
+        fields = Fields(values, path, "")
+        task = fields.choice("task", tasks.names(), default="classify")
+        source = check_source(fields.obj("source"))
+        shape = fields.shape("input_shape")
+        names = fields.names("class_names")
+        transform = fields.obj("transform").values
+        noise = fields.text("noise", limit=100) if fields.has("noise") else None
+        image = {"fit": "crop", "interpolation": "bilinear"}
+        if fields.has("image"):
+            record = fields.obj("image")
+            image = {"fit": record.choice("fit", ("crop", "stretch"), "crop"),
+                     "interpolation": record.choice("interpolation", ("bilinear", "bicubic"), "bilinear")}
+        eval_split = str(fields.choice("eval_split", ("", "val", "test"), default="") if fields.has("eval_split")
+                         else "")
+        skipped = fields.names("skipped_files", limit=1 << 20, length=4096) if fields.has("skipped_files") else ()
+        try:
+            data = values.get("data")
+            spec = (DataSpec.from_dict(data) if isinstance(data, dict)
+                    else DataSpec.from_dict(config) if config and isinstance(config.get("data"), str) else None)
+            card = cls(task, source, shape, names, dict(transform), spec, noise, image, eval_split, skipped)
+            card.make_task()  # the task's options (denoise's noise)
+            card.prep()  # normalisation that fits the channels
+            card.batch_transform()
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"{path}: {error}") from None
+        return card
 
     def make_task(self) -> Task:
         """The run's task, with its options (denoise's noise)."""
@@ -111,6 +125,10 @@ class ModelCard:
     def prep(self) -> ImagePrep:
         """How an image file becomes this network's input: the same fit, resampling and normalisation as training."""
         mean, std = self.transform.get("mean"), self.transform.get("std")
+        for name, values in (("mean", mean), ("std", std)):
+            if values is not None and (not isinstance(values, list | tuple) or len(values) != self.input_shape[0]):
+                raise ValueError(f"`transform.{name}` must hold one number per channel ({self.input_shape[0]}). "
+                                 f"Received: {values!r}")
         return ImagePrep(self.input_shape, self.image["fit"], self.image["interpolation"],
                          None if mean is None else tuple(mean), None if std is None else tuple(std))
 
@@ -137,9 +155,9 @@ class Run:
         path = Path(folder)
         if not path.is_dir():
             raise FileNotFoundError(f"{path}: not a run directory (no such folder); train one with `cnnkit train`")
-        if not (path / CARD).is_file():
+        if not (path / CARD).exists():
             raise FileNotFoundError(f"{path}: not a run directory of `cnnkit train` (no {CARD})")
-        config = read_json(path / CONFIG) if (path / CONFIG).is_file() else None
+        config = Fields(read_json(path / CONFIG), path / CONFIG).values if (path / CONFIG).exists() else None
         return cls(path, ModelCard.from_dict(read_json(path / CARD), path / CARD, config))
 
     @classmethod
@@ -180,24 +198,25 @@ class Run:
     # ---- reading ----------------------------------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
         """``config.json``: the options the run was made with."""
-        values = read_json(self.folder / CONFIG)
-        if not isinstance(values, dict):
-            raise ValueError(f"{self.folder / CONFIG}: not a JSON object; the run directory is damaged")
-        return values
+        return Fields(read_json(self.folder / CONFIG), self.folder / CONFIG).values
 
     def network(self) -> nn.Module:
         """The trained network, in eval mode (weights from ``model.safetensors``, no pickle)."""
-        from cnnkit.network import build
-
-        model = build(self.card.source, self.card.input_shape)
+        model = self.fresh_network()
         load_weights(self.folder / WEIGHTS, model)
         return model.eval()
 
     def fresh_network(self) -> nn.Module:
-        """The run's network with new, untrained weights (what resume restores a checkpoint into)."""
-        from cnnkit.network import build
+        """The run's network with new, untrained weights (what resume restores a checkpoint into).
 
-        return build(self.card.source, self.card.input_shape)
+        The card's source is first built on the ``meta`` device (no memory): it must fit this machine
+        (:func:`cnnkit.memory.check_fits`) and output what the task needs for the card's classes.
+        """
+        from cnnkit.memory import build_checked
+
+        card = self.card
+        expected = card.make_task().output_shape(card.input_shape, len(card.class_names))
+        return build_checked(card.source, card.input_shape, f"{self.folder / CARD}: `source`", expected)
 
     def data(self) -> DataSpec:
         """The data the run trained on; runs made outside cnnkit's training have none recorded."""
@@ -221,7 +240,8 @@ class Run:
         same_classes = (list(held_out.class_names) == list(self.card.class_names)
                         or not self.card.make_task().needs_classes)
         if not same_classes or tuple(held_out.images.shape[1:]) != self.card.input_shape:
-            raise ValueError(f"--data {spec.name}: its classes {list(held_out.class_names)[:4]}... and image shape "
+            what = f"--data {spec.name}" if data is not None else f"{spec.name} (the run's data, as read now)"
+            raise ValueError(f"{what}: its classes {list(held_out.class_names)[:4]}... and image shape "
                              f"{list(held_out.images.shape[1:])} differ from the run's {list(self.card.class_names)[:4]}"
                              f"... and {list(self.card.input_shape)}")
         return held_out, split
@@ -256,6 +276,8 @@ class Run:
         save_weights(self.folder / WEIGHTS, model)
 
     def save_checkpoint(self, payload: dict[str, Any]) -> None:
+        """Write the checkpoint atomically after checking it is whole and consistent (:func:`check_checkpoint`)."""
+        check_checkpoint(payload, self.folder / CHECKPOINT)
         buffer = io.BytesIO()
         torch.save(payload, buffer)
         atomic_write(self.folder / CHECKPOINT, buffer.getvalue())
@@ -263,20 +285,57 @@ class Run:
     def load_checkpoint(self) -> dict[str, Any]:
         """The checkpoint's contents, unpickled with ``weights_only=True`` (tensors and plain values only)."""
         path = self.folder / CHECKPOINT
-        if not path.is_file():
+        if not path.exists():
             raise FileNotFoundError(f"{path}: no checkpoint; is {self.folder} a cnnkit run directory that finished an "
                                     f"epoch?")
+        check_regular(path)
         try:
             payload = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as error:  # a damaged or foreign file: torch raises several types here
             raise ValueError(f"{path}: not a cnnkit checkpoint ({type(error).__name__}: {error})") from None
         if not isinstance(payload, dict) or "model" not in payload:
             raise ValueError(f"{path}: not a cnnkit checkpoint (no model state)")
+        check_checkpoint(payload, path)
         return payload
 
     def restore(self, model: nn.Module, state: dict[str, torch.Tensor]) -> None:
         """Load a checkpoint's model state into ``model``; another network's is an error naming the keys."""
         load_state(model, state, self.folder / CHECKPOINT)
+
+
+CHECKPOINT_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "model": dict, "optimizer": dict, "scheduler": dict, "epoch": int, "batch": int, "loss_sum": float,
+    "correct": (int, float), "seen": int, "elapsed": float, "history": list, "torch_rng": torch.Tensor}
+
+
+def check_checkpoint(payload: dict[str, Any], path: Path) -> None:
+    """A checkpoint is whole and consistent, or a ValueError says what is wrong.
+
+    Every field is there with its type; the schedule has taken exactly one step per completed batch
+    (``steps_per_epoch``, recorded since checkpoints are checked, gives the count); no parameter has
+    taken more optimizer steps than the run completed (an optimizer update cut in the middle leaves
+    some parameters one step ahead).
+    """
+    for key, kind in CHECKPOINT_FIELDS.items():
+        if key not in payload:
+            raise ValueError(f"{path}: not a whole cnnkit checkpoint: no {key!r} (a weights-only file cannot be resumed)")
+        if not isinstance(payload[key], kind) or isinstance(payload[key], bool):
+            raise ValueError(f"{path}: `{key}` has the wrong type ({type(payload[key]).__name__})")
+    steps = payload.get("steps_per_epoch")
+    if not isinstance(steps, int) or steps < 1:
+        return  # an older checkpoint: nothing to count against
+    done = payload["epoch"] * steps + payload["batch"]
+    if not 0 <= payload["batch"] <= steps:
+        raise ValueError(f"{path}: batch {payload['batch']} is not within an epoch of {steps} batches")
+    scheduled = payload["scheduler"].get("last_epoch")
+    if scheduled != done:
+        raise ValueError(f"{path}: a torn checkpoint: the schedule has taken {scheduled} steps but {done} batches are "
+                         f"complete; resume from an earlier checkpoint or train again")
+    taken = [float(state["step"]) for state in payload["optimizer"].get("state", {}).values()
+             if isinstance(state, dict) and "step" in state]
+    if taken and max(taken) > done:
+        raise ValueError(f"{path}: a torn checkpoint: a parameter has taken {max(taken):.0f} optimizer steps but "
+                         f"{done} batches are complete; resume from an earlier checkpoint or train again")
 
 
 def save_weights(path: Path, model: nn.Module) -> None:
@@ -292,6 +351,7 @@ def load_weights(path: Path, model: nn.Module) -> None:
     from safetensors.torch import load as load_safetensors
 
     try:
+        check_regular(path)
         state = load_safetensors(path.read_bytes())
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: no such weight file") from None

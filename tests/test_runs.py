@@ -135,11 +135,11 @@ def test_a_card_for_another_folder_is_refused(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"not a run directory of `cnnkit train` \(no model.json\)"):
         Run.open(tmp_path)
     (tmp_path / "model.json").write_text("[1, 2]")
-    with pytest.raises(ValueError, match=r"model.json: not a model card"):
+    with pytest.raises(ValueError, match=r"model.json: the file must be a JSON object. Received: list"):
         Run.open(tmp_path)
-    (tmp_path / "model.json").write_text(json.dumps({"source": {}, "input_shape": [1, 8], "class_names": [],
-                                                     "transform": {}}))
-    with pytest.raises(ValueError, match=r"input_shape must be \(C, H, W\). Received: \[1, 8\]"):
+    (tmp_path / "model.json").write_text(json.dumps({"source": {"kind": "zoo", "name": "lenet5", "kwargs": {}},
+                                                     "input_shape": [1, 8], "class_names": [], "transform": {}}))
+    with pytest.raises(ValueError, match=r"model.json: `input_shape` must be \[C, H, W\] .*Received: \[1, 8\]"):
         Run.open(tmp_path)
 
 

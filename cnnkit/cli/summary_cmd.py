@@ -29,6 +29,7 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> None:
 def resolve(target: str, input_shape: tuple[int, ...] | None) -> tuple[Any, tuple[int, ...], str]:
     """TARGET -> (model, input shape, title), by :func:`cnnkit.resolve.resolve`'s precedence."""
     from cnnkit import spec
+    from cnnkit.memory import fitting
     from cnnkit.resolve import resolve as resolve_name
 
     found = resolve_name(target)
@@ -40,7 +41,8 @@ def resolve(target: str, input_shape: tuple[int, ...] | None) -> tuple[Any, tupl
         return run.network(), run.card.input_shape, found.name
     if found.kind == "table":
         table = found.table(input_shape)
-        return spec.build(table), table.input_shape, found.path.name if found.path else found.name
+        title = found.path.name if found.path else found.name
+        return fitting(lambda: spec.build(table), table.input_shape, title), table.input_shape, title
     return _zoo_model(target, input_shape)
 
 
@@ -56,7 +58,9 @@ def _zoo_model(name: str, input_shape: tuple[int, ...] | None) -> tuple[Any, tup
     options: dict[str, Any] = {"in_channels": input_shape[0]}
     if "input_size" in info.options:
         options["input_size"] = input_shape[1:]
-    return models.create(name, **options), input_shape, name
+    from cnnkit.memory import fitting
+
+    return fitting(lambda: models.create(name, **options), input_shape, name), input_shape, name
 
 
 def run(args: argparse.Namespace) -> int:

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cnnkit.fileio import check_regular
+
 # the type byte of the magic number -> numpy dtype (big-endian, as the format stores them)
 _DTYPES: dict[int, np.dtype] = {
     0x08: np.dtype(np.uint8),
@@ -38,6 +40,7 @@ _GZIP_SIGNATURE = b"\x1f\x8b"
 def _read_bytes(path: Path) -> bytes:
     """The file's content, decompressed if it starts with the gzip signature (whatever its name)."""
     try:
+        check_regular(path)
         raw = path.read_bytes()
     except FileNotFoundError:
         raise FileNotFoundError(f"IDX file {str(path)!r} does not exist. Received: path={str(path)!r}") from None

@@ -28,11 +28,11 @@ def evaluate(run: str | Path, *, data: str | None = None, data_dir: str | None =
 
     opened = Run.open(run)
     card = opened.card
+    runtime = choose(device, "fp32", False)
+    model = opened.network().to(runtime.device)  # first: it checks the card's network against its task and classes
     held_out, split = opened.held_out(data, data_dir)
     tta = "tta" in task_class(card.task).options and bool(opened.config().get("tta", False))
     task = make_task(card.task, card.noise, tta=tta)
-    runtime = choose(device, "fp32", False)
-    model = opened.network().to(runtime.device)
     seed = card.data.seed if card.data is not None else 0
     title = f"{card.name} on {data or (card.data.name if card.data else '?')} ({split}"
     context = EvalContext(list(card.class_names), split, seed, opened.folder if figures else None, title)

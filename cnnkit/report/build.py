@@ -59,11 +59,12 @@ def _metric_rows(metrics: dict[str, Any]) -> list[tuple[str, Any]]:
 
 
 def _recorded_file(folder: Path, recorded: str) -> Path | None:
-    """A file metrics.json recorded, found in the run directory first (runs may be moved), then where it was."""
-    for candidate in (folder / Path(recorded).name, Path(recorded)):
-        if candidate.is_file():
-            return candidate
-    return None
+    """A figure metrics.json recorded, in the run directory (by its name: runs may be moved), as a regular file.
+
+    Only the run directory is read: a path in a run's files never makes the report embed a file from elsewhere.
+    """
+    candidate = folder / Path(recorded).name
+    return candidate if candidate.is_file() and not candidate.is_symlink() else None
 
 
 def _held_out(run: Run) -> tuple[Any, str]:

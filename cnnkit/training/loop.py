@@ -24,6 +24,8 @@ process trains on its shard of every global batch through the DDP wrapper in
 from __future__ import annotations
 
 import math
+import signal
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +39,31 @@ from cnnkit.runtime import Runtime
 from cnnkit.tasks import Task
 from cnnkit.tasks.base import layout as _layout
 from cnnkit.training.distributed import SINGLE, Distributed, local_batch_size, sum_across
+
+
+class DeferredInterrupt:
+    """Ctrl-C (SIGINT) while training sets :attr:`requested`; the loop stops at the next batch boundary, so a
+    checkpoint never holds half a step. A second Ctrl-C interrupts at once (that state is not saved).
+
+    Installed only in the main thread (where Python delivers signals); :meth:`restore` puts the old handler back.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.previous: Any = None
+        self.installed = threading.current_thread() is threading.main_thread()
+        if self.installed:
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def restore(self) -> None:
+        if self.installed:
+            signal.signal(signal.SIGINT, self.previous if self.previous is not None else signal.default_int_handler)
+            self.installed = False
 
 
 class TrainingDiverged(ValueError):
@@ -95,6 +122,7 @@ class TrainState:
     elapsed: float = 0.0  # training seconds before this process started
     history: list[dict[str, Any]] = field(default_factory=list)
     stop_reason: str = ""
+    torn: bool = False  # interrupted in the middle of a step: the state must not be saved as a checkpoint
     place: Distributed = SINGLE  # this process's rank among torchrun's processes
     engine: nn.Module | None = None  # what training steps call (DDP and/or torch.compile of model); None: model
 
@@ -151,6 +179,8 @@ def _call(callbacks: Iterable[Callback], event: str, *args: Any) -> None:
             continue
         try:
             method(*args)
+        except OSError:
+            raise  # a file that could not be written: the callback's own message names it
         except Exception as error:
             raise RuntimeError(f"callback {type(callback).__name__} failed at {event}: {error}") from error
 
@@ -178,6 +208,8 @@ def fit(state: TrainState, train: tuple[torch.Tensor, torch.Tensor],
     _call(callbacks, "on_fit_start", state)
     # 0. nothing random reaches the input (no augmentation): normalise the training images once, not every batch
     prepared = train if transform is None else task.prepare_once(*train, transform, runtime)
+    steady = True  # False while a step or the epoch's bookkeeping is half done
+    interrupts = DeferredInterrupt()  # Ctrl-C asks the loop to stop at the next batch boundary
     try:
         while state.epoch < options.epochs:
             # 1. this epoch's order of the training images: fixed by (seed, epoch), whatever happened before
@@ -198,7 +230,8 @@ def fit(state: TrainState, train: tuple[torch.Tensor, torch.Tensor],
                     generator = torch.Generator(device=images.device).manual_seed(batch_seed) if draws else None
                     x, y = task.prepare(images, y, transform, generator)
                 x = _layout(x, runtime)
-                # 3. forward and loss, in the run's precision
+                # 3. forward and loss, in the run's precision (from here until the counters move, the state is torn)
+                steady = False
                 with runtime.autocast():
                     output = engine(x)
                     loss = task.loss(output, y, options.label_smoothing)
@@ -229,7 +262,10 @@ def fit(state: TrainState, train: tuple[torch.Tensor, torch.Tensor],
                 state.seen += count
                 epoch_images += count
                 state.batch += 1
+                steady = True
                 _call(callbacks, "on_batch_end", state)
+                if interrupts.requested:
+                    raise KeyboardInterrupt  # Ctrl-C during the step: stop here, at the batch boundary
             # 7. end of epoch: evaluate, record, hand over to the callbacks (checkpoint, log, progress)
             loss_sum, correct, seen, images_seen = sum_across(
                 [state.loss_sum, state.correct, state.seen, epoch_images], place, runtime.device)
@@ -247,14 +283,21 @@ def fit(state: TrainState, train: tuple[torch.Tensor, torch.Tensor],
             record["time"] = time.perf_counter() - started  # since the run began: training and evaluation
             record["eval_time"] = time.perf_counter() - epoch_clock - train_seconds  # this epoch's evaluation
             record["images_per_second"] = images_seen / max(train_seconds, 1e-9)  # training only
+            steady = False
             state.epoch, state.batch, state.loss_sum, state.correct, state.seen = state.epoch + 1, 0, 0.0, 0, 0
             state.elapsed = record["time"]
             state.history.append(record)
+            steady = True
             _call(callbacks, "on_epoch_end", state, record)
+            if interrupts.requested:
+                raise KeyboardInterrupt
     except KeyboardInterrupt:
         state.elapsed = time.perf_counter() - started
         state.stop_reason = "interrupted"
+        state.torn = not steady  # a second Ctrl-C, or an interrupt raised inside the step: no checkpoint of this
         _call(callbacks, "on_interrupt", state)
         return state
+    finally:
+        interrupts.restore()
     _call(callbacks, "on_fit_end", state)
     return state

@@ -13,7 +13,8 @@ import torch
 
 from cnnkit import network
 from cnnkit.data import BatchTransform, ImageDataset, channel_stats
-from cnnkit.runs import SUMMARY, ModelCard, Run
+from cnnkit.memory import build_checked
+from cnnkit.runs import CONFIG, SUMMARY, ModelCard, Run
 from cnnkit.runtime import Runtime, choose
 from cnnkit.tasks import Task, make_task
 from cnnkit.training import distributed
@@ -42,26 +43,37 @@ class TrainResult:
 class Checkpointer(Callback):
     """Writes the checkpoint, the weights and the metrics after every epoch, and on Ctrl-C."""
 
-    def __init__(self, run: Run) -> None:
+    def __init__(self, run: Run, saved_epoch: int | None = None) -> None:
         self.run = run
+        self.saved_epoch = saved_epoch  # the epoch of the last checkpoint written (None: none yet)
 
     def save(self, state: TrainState) -> None:
         payload = {
             "model": state.model.state_dict(), "optimizer": state.optimizer.state_dict(),
             "scheduler": state.scheduler.state_dict(), "epoch": state.epoch, "batch": state.batch,
             "loss_sum": state.loss_sum, "correct": state.correct, "seen": state.seen, "elapsed": state.elapsed,
-            "history": state.history, "torch_rng": torch.get_rng_state(),
+            "history": state.history, "torch_rng": torch.get_rng_state(), "steps_per_epoch": state.steps_per_epoch,
         }
-        self.run.save_checkpoint(payload)
-        self.run.save_weights(state.model)
-        self.run.write_history(state.history)
+        try:
+            self.run.save_checkpoint(payload)
+            self.run.save_weights(state.model)
+            self.run.write_history(state.history)
+        except OSError as error:  # disk full, permissions: the earlier checkpoint is still whole (atomic writes)
+            last = (f"the checkpoint after epoch {self.saved_epoch} is intact: free space and continue with "
+                    f"`cnnkit train --resume {self.run.folder}`" if self.saved_epoch is not None
+                    else "no checkpoint was written yet")
+            reason = error.strerror or str(error)
+            raise OSError(error.errno, f"{self.run.folder}: cannot write the checkpoint at epoch {state.epoch}, "
+                                       f"batch {state.batch} ({reason}); {last}") from None
+        self.saved_epoch = state.epoch
 
     def on_epoch_end(self, state: TrainState, record: dict[str, Any]) -> None:
         self.save(state)
 
     def on_interrupt(self, state: TrainState) -> None:
-        # after a non-finite loss the last epoch's checkpoint is the last good one: keep it
-        if state.stop_reason == "interrupted":
+        # after a non-finite loss the last epoch's checkpoint is the last good one: keep it; and a state torn by
+        # an interrupt inside a step is not a checkpoint either
+        if state.stop_reason == "interrupted" and not state.torn:
             self.save(state)
 
 
@@ -142,7 +154,7 @@ def _train(config: TrainConfig, runtime: Runtime, place: Distributed, quiet: boo
     shape = train_set.input_shape
     source = network.describe(config.model, shape, train_set.num_classes, task, config.model_options)
     torch.manual_seed(config.seed)
-    model = _to_device(network.build(source, shape), runtime)
+    model = _to_device(build_checked(source, shape, f"--model {config.model}"), runtime)
     mean, std = channel_stats(train_set.images) if task.normalises else (None, None)
     transform = _transform(config, mean, std)
     folder = Path(config.out) if config.out else Path(distributed.broadcast_text(str(_default_run_dir(config)), place))
@@ -174,7 +186,10 @@ def resume(run: str | Path, epochs: int | None = None, *, quiet: bool = False,
     checkpoint = opened.load_checkpoint()
     if epochs is not None:
         values["epochs"] = epochs
-    config = TrainConfig.from_dict(values)
+    try:
+        config = TrainConfig.from_dict(values)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{opened.folder / CONFIG}: {error}") from None
     if checkpoint["epoch"] > config.epochs or (checkpoint["epoch"] == config.epochs and checkpoint["batch"] == 0):
         raise ValueError(f"{run} has already trained {checkpoint['epoch']} epochs; give --epochs above that to continue")
     place, runtime = _start(config)
@@ -221,7 +236,8 @@ def _fit(run: Run, state: TrainState, train_set: ImageDataset, evaluation: Image
         if skipped:
             print(f"skipped {len(skipped)} unreadable image file(s) (--skip-bad-images): {'; '.join(skipped[:3])}"
                   f"{' ...' if len(skipped) > 3 else ''}")
-    own: list[Callback] = [Checkpointer(run), reporter] if state.place.is_main else []
+    saved = state.epoch if state.history else None  # a resumed run has its checkpoint
+    own: list[Callback] = [Checkpointer(run, saved), reporter] if state.place.is_main else []
     fit(state, train_data, eval_data, card.batch_transform(), task, eval_split=card.eval_split or "test",
         callbacks=[*own, *callbacks])
     return TrainResult(run.folder, state.history, state.runtime.describe(), state.stop_reason, state.model)

@@ -82,7 +82,7 @@ def _scratch_model(base: str, folder: Path) -> tuple[str, str]:
         if source.get("kind") == "zoo":
             return source["name"], "the base run's architecture"
         if source.get("kind") == "table":
-            table = folder / f"{source.get('name', 'base')}.txt"
+            table = folder / "base_table.txt"  # a fixed name: nothing read from the run becomes a path
             atomic_write(table, source["text"].encode())
             return str(table), "the base run's layer table"
     return DEFAULT_SCRATCH_MODEL, "a small CNN"

@@ -77,8 +77,9 @@ def _from_zoo(name: str, pretrained: bool) -> Subject:
 
 def _from_table(table: Spec, name: str) -> Subject:
     from cnnkit import spec
+    from cnnkit.memory import fitting
 
-    model = spec.build(table)
+    model = fitting(lambda: spec.build(table), table.input_shape, name)
     if isinstance(model[-1], nn.Softmax):
         # explain the scores, not the probabilities (softmax flattens their gradients); `del model[-1]` would
         # renumber the layers, and they must keep the table's names (conv1, relu1, ...) that `cnnkit summary` shows

@@ -70,7 +70,7 @@ def test_train_writes_a_self_contained_report(run: tuple[Path, dict[str, object]
 
 def test_report_shows_any_task_metrics_and_survives_missing_parts(run: tuple[Path, dict[str, object]],
                                                                   tmp_path: Path) -> None:
-    # another task's evaluation: other scalars, another figure, no confusion matrix and no class names
+    # another task's evaluation: other scalars, another figure, no confusion matrix
     folder = tmp_path / "other"
     shutil.copytree(run[0], folder)
     iou = folder / "iou_per_class.png"
@@ -80,9 +80,6 @@ def test_report_shows_any_task_metrics_and_survives_missing_parts(run: tuple[Pat
     (folder / "metrics.json").write_text(json.dumps({
         "split": "test", "count": 12, "mean_iou": 0.6125, "psnr": 23.5, "per_class_iou": {"background": 0.9},
         "files": {"iou_figure": str(iou), "confusion_matrix": "/elsewhere/confusion_matrix.png"}}))
-    meta = json.loads((folder / "model.json").read_text())
-    meta["class_names"] = []
-    (folder / "model.json").write_text(json.dumps(meta))
     (folder / "metrics.jsonl").unlink()
     report = write_report(folder)
     sections = _sections(report.path.read_text(encoding="utf-8"))

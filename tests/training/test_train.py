@@ -11,8 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from cnnkit.cli import main
-from cnnkit.training import TrainConfig, TrainingDiverged, TrainState, resume, train
-from cnnkit.training import run as run_module
+from cnnkit.training import Callback, TrainConfig, TrainingDiverged, TrainState, resume, train
 
 pytest.importorskip("sklearn", reason="the digits dataset needs scikit-learn (pip install cnnkit[data])")
 
@@ -75,8 +74,8 @@ def test_resume_is_exact(table: str, tmp_path: Path) -> None:
     assert [r["train_loss"] for r in straight.history] == [r["train_loss"] for r in resumed.history]
 
 
-class _StopAt:
-    """Simulates Ctrl-C after a given global step."""
+class _StopAt(Callback):
+    """Stops training after a given global step, as a user's callback may (raising KeyboardInterrupt)."""
 
     def __init__(self, step: int) -> None:
         self.step = step
@@ -86,45 +85,28 @@ class _StopAt:
             raise KeyboardInterrupt
 
 
-def test_ctrl_c_mid_epoch_saves_and_resumes_exactly(table: str, tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ctrl_c_mid_epoch_saves_and_resumes_exactly(table: str, tmp_path: Path) -> None:
     straight = train(_config(table, tmp_path / "straight", epochs=2), quiet=True)
-    original = run_module.Reporter
-
-    def interrupting_reporter(*args: Any, **kwargs: Any) -> Any:
-        reporter = original(*args, **kwargs)
-        reporter.on_batch_end = _StopAt(30).on_batch_end  # type: ignore[method-assign]
-        return reporter
-
-    monkeypatch.setattr(run_module, "Reporter", interrupting_reporter)
-    stopped = train(_config(table, tmp_path / "stopped", epochs=2), quiet=True)
+    stopped = train(_config(table, tmp_path / "stopped", epochs=2), quiet=True, callbacks=[_StopAt(30)])
     assert stopped.stop_reason == "interrupted"
-    monkeypatch.setattr(run_module, "Reporter", original)
     resumed = resume(tmp_path / "stopped", quiet=True)
     a, b = _weights(straight.run_dir), _weights(resumed.run_dir)
     for key in a:
         assert torch.equal(a[key], b[key]), key
 
 
-def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(table: str, tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    original = run_module.Reporter
+class _Poison(Callback):
+    """After epoch 1 is checkpointed, breaks the weights as an exploding gradient would."""
 
-    def poisoning_reporter(*args: Any, **kwargs: Any) -> Any:
-        reporter = original(*args, **kwargs)
+    def on_epoch_end(self, state: TrainState, record: dict[str, Any]) -> None:
+        with torch.no_grad():
+            next(state.model.parameters()).fill_(float("inf"))
 
-        def poison(state: TrainState, record: dict[str, Any]) -> None:
-            # after epoch 1 is checkpointed, break the weights as an exploding gradient would
-            with torch.no_grad():
-                next(state.model.parameters()).fill_(float("inf"))
 
-        reporter.on_epoch_end = poison  # type: ignore[method-assign]
-        return reporter
-
-    monkeypatch.setattr(run_module, "Reporter", poisoning_reporter)
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(table: str, tmp_path: Path) -> None:
     run = tmp_path / "nan"
     with pytest.raises(TrainingDiverged, match=r"the training loss became nan at epoch 2, batch 1.*Try a smaller --lr"):
-        train(_config(table, run, epochs=3), quiet=True)
+        train(_config(table, run, epochs=3), quiet=True, callbacks=[_Poison()])
     weights = _weights(run)
     assert all(torch.isfinite(t).all() for t in weights.values())
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 1

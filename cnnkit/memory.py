@@ -1,0 +1,99 @@
+"""Refuse networks that would not fit before allocating them: build on the ``meta`` device, count, then build.
+
+A layer table or a run directory can ask for ``conv 99999999 3x3`` or a
+100000x100000 input: PyTorch would try to allocate terabytes and die with an
+allocator traceback. Built on the ``meta`` device, a network has shapes and no
+storage, so its parameters and one image's activations can be counted first;
+what would not fit in this machine's memory is refused with the figures.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import torch
+from torch import nn
+
+Shape = tuple[int, ...]
+M = TypeVar("M", bound=nn.Module)
+GIB = float(1 << 30)
+
+
+def memory_bytes() -> int:
+    """This machine's physical memory (``$CNNKIT_MEMORY_LIMIT`` in bytes overrides it, e.g. for tests)."""
+    override = os.environ.get("CNNKIT_MEMORY_LIMIT")
+    if override:
+        return int(override)
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):  # not POSIX: assume a laptop's
+        return 16 << 30
+
+
+def estimate(model: nn.Module, input_shape: Shape) -> tuple[int, int, Shape | None]:
+    """Bytes of ``model``'s parameters and buffers, bytes of one image's activations, and its output shape.
+
+    ``model`` is on the ``meta`` device; the forward pass runs there too, so nothing
+    is allocated. Activations are the sum of every module's output (float32); the
+    output shape is None when the pass cannot run on ``meta`` (then activations count 0).
+    """
+    stored = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
+    total = [0]
+
+    def count(module: nn.Module, inputs: Any, output: Any) -> None:
+        if isinstance(output, torch.Tensor):
+            total[0] += output.numel() * 4
+
+    handles = [m.register_forward_hook(count) for m in model.modules()]
+    try:
+        with torch.no_grad():
+            output = model.eval()(torch.empty((1, *input_shape), device="meta"))
+        shape: Shape | None = tuple(output.shape[1:]) if isinstance(output, torch.Tensor) else None
+    except (RuntimeError, NotImplementedError, TypeError, ValueError):
+        total[0], shape = 0, None
+    finally:
+        for handle in handles:
+            handle.remove()
+    return stored, total[0], shape
+
+
+def check_fits(model: nn.Module, input_shape: Shape, what: str) -> Shape | None:
+    """Raise ``ValueError`` with the figures if the ``meta`` ``model`` with one image would not fit in memory;
+    return its output shape per image (None when it cannot be computed on ``meta``)."""
+    stored, activations, shape = estimate(model, input_shape)
+    params = sum(p.numel() for p in model.parameters())
+    need, have = stored + activations, memory_bytes()
+    if need > have:
+        raise ValueError(
+            f"{what}: the network would need {need / GIB:,.1f} GiB ({params:,} parameters: {stored / GIB:,.1f} GiB; "
+            f"one {'x'.join(map(str, input_shape))} image's activations: {activations / GIB:,.1f} GiB), more than this "
+            f"machine's {have / GIB:,.1f} GiB of memory; make its layers or its input smaller"
+        )
+    return shape
+
+
+def fitting(make: Callable[[], M], input_shape: Shape, what: str) -> M:
+    """``make()``, once a ``meta`` build of it has passed :func:`check_fits`."""
+    with torch.device("meta"):
+        probe = make()
+    check_fits(probe, input_shape, what)
+    return make()
+
+
+def build_checked(source: dict[str, Any], input_shape: Shape, what: str, expected: Shape | None = None) -> nn.Module:
+    """:func:`cnnkit.network.build` of ``source``, refused first if it would not fit in memory or (``expected``)
+    does not output that shape per image. Errors name ``what`` (e.g. the run's card and its field)."""
+    from cnnkit.network import build
+
+    try:
+        with torch.device("meta"):
+            probe = build(source, input_shape)
+    except (KeyError, TypeError, IndexError, AttributeError, RuntimeError) as error:
+        raise ValueError(f"{what} cannot be rebuilt ({type(error).__name__}: {error})") from None
+    shape = check_fits(probe, input_shape, what)
+    if expected is not None and shape is not None and shape != tuple(expected):
+        raise ValueError(f"{what}: the network outputs {'x'.join(map(str, shape))} per image, but the run's task and "
+                         f"classes need {'x'.join(map(str, expected))}; the run's files do not belong together")
+    return build(source, input_shape)

@@ -1,0 +1,183 @@
+"""Hostile inputs: damaged or malicious run directories, special files, tables that would need terabytes.
+
+Every case ends in one line naming the file or the layer, exit status 2, and
+nothing written outside the folders the command was given.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cnnkit.cli import main
+from tests.conftest import TrainedRun
+
+Edit = Callable[[Path], None]
+
+
+def _card(folder: Path) -> dict[str, Any]:
+    return json.loads((folder / "model.json").read_text())
+
+
+def _write_card(folder: Path, card: Any) -> None:
+    (folder / "model.json").write_text(json.dumps(card))
+
+
+def _set(field: str, value: Any) -> Edit:
+    def edit(folder: Path) -> None:
+        card = _card(folder)
+        target = card
+        *path, last = field.split(".")
+        for key in path:
+            target = target[key]
+        target[last] = value
+        _write_card(folder, card)
+    return edit
+
+
+def _replace_file(name: str, text: str) -> Edit:
+    def edit(folder: Path) -> None:
+        (folder / name).write_text(text)
+    return edit
+
+
+def _weights_only_checkpoint(folder: Path) -> None:
+    state = torch.load(folder / "checkpoint" / "state.pt", weights_only=True)
+    torch.save({"model": state["model"]}, folder / "checkpoint" / "state.pt")
+
+
+# (what the tester did, the edit, the command's words after RUN, what the one line must say)
+CASES: list[tuple[str, Edit, list[str], str]] = [
+    ("model.json is a list", _replace_file("model.json", "[1, 2, 3]"), ["evaluate"],
+     "model.json: the file must be a JSON object. Received: list"),
+    ("model.json is a string", _replace_file("model.json", '"lenet5"'), ["report"],
+     "model.json: the file must be a JSON object. Received: str"),
+    ("model.json is not JSON", _replace_file("model.json", "{"), ["evaluate"], "model.json: not valid JSON"),
+    ("fewer class names than outputs", _set("class_names", ["5", "6", "7"]), ["evaluate"],
+     "the network outputs 5 per image, but the run's task and classes need 3"),
+    ("a huge input shape", _set("input_shape", [1, 100000, 100000]), ["evaluate"],
+     "`input_shape` must be [C, H, W] with C in [1, 3] and sides from 1 to 8192"),
+    ("a task that does not match the network", _set("task", "segment"), ["evaluate"],
+     "the network outputs 5 per image, but the run's task and classes need 5x8x8"),
+    ("an unknown task", _set("task", "detect"), ["evaluate"], "`task` must be one of 'classify', 'segment'"),
+    ("a source name that is a path", _set("source.name", "../../../escaped"), ["report"],
+     "`source.name` must be a plain name"),
+    ("an absolute source name", _set("source.name", "/tmp/escaped"), ["evaluate"], "`source.name` must be a plain name"),
+    ("a source of no known kind", _set("source.kind", "pickle"), ["evaluate"],
+     "`source.kind` must be one of 'zoo', 'table', 'transfer'"),
+    ("a table as long as a book", _set("source.text", "x" * (1 << 21)), ["evaluate"],
+     "`source.text` must be text of at most 1,048,576 characters"),
+    ("config.json is a list", _replace_file("config.json", "[]"), ["evaluate"],
+     "config.json: the file must be a JSON object. Received: list"),
+    ("a checkpoint holding only weights", _weights_only_checkpoint, ["train", "--resume"],
+     "not a whole cnnkit checkpoint: no 'optimizer' (a weights-only file cannot be resumed)"),
+]
+
+
+def _snapshot(root: Path, skip: tuple[Path, ...]) -> dict[str, tuple[int, float]]:
+    found = {}
+    for path in root.rglob("*"):
+        if any(path == s or s in path.parents for s in skip):
+            continue
+        info = path.lstat()
+        found[str(path.relative_to(root))] = (info.st_size, info.st_mtime)
+    return found
+
+
+@pytest.mark.parametrize(("what", "edit", "words", "message"), CASES, ids=[c[0] for c in CASES])
+def test_a_damaged_run_is_one_line_and_writes_nothing(what: str, edit: Edit, words: list[str], message: str,
+                                                      digits_run: TrainedRun, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "root" / "runs" / "hostile"
+    shutil.copytree(digits_run.folder, run)
+    edit(run)
+    monkeypatch.chdir(tmp_path / "root")
+    before = _snapshot(tmp_path, ())
+    command = [words[0], *words[1:], str(run)] if words[0] == "train" else [words[0], str(run), *words[1:]]
+    assert main(command) == 2, what
+    err = capsys.readouterr().err
+    assert err.startswith("cnnkit: error: ") and err.count("\n") == 1 and message in err, (what, err)
+    assert _snapshot(tmp_path, ()) == before, what  # nothing written, not even inside the run
+
+
+def test_no_command_writes_outside_the_run_and_its_out_folders(digits_run: TrainedRun, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """Every command on a run whose files name paths outside it: writes stay in the run and the --out folders."""
+    root = tmp_path / "root"
+    run, out = root / "runs" / "shared", root / "out"
+    shutil.copytree(digits_run.folder, run)
+    out.mkdir(parents=True)
+    card = _card(run)
+    card["skipped_files"] = ["/etc/passwd", "../../outside.png"]
+    _write_card(run, card)
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics["files"]["confusion_matrix"] = "/etc/hostname.png"  # the report must not embed a file from elsewhere
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    image = root / "images" / "digit.png"
+    image.parent.mkdir()
+    Image.fromarray(np.full((8, 8), 200, np.uint8)).save(image)
+    monkeypatch.chdir(root)
+    before = _snapshot(tmp_path, (run, out))
+    assert main(["report", str(run)]) == 0
+    page = (run / "report.html").read_text()  # only files inside the run are embedded: this one is "missing"
+    assert 'data-file="hostname.png"' not in page and "/etc/hostname.png is listed in metrics.json but missing" in page
+    commands = [["evaluate", str(run)], ["predict", str(run), str(image)],
+                ["export", str(run), "--format", "torchscript", "--out", str(out / "model.pt")],
+                ["visualize", "filters", str(run), "--out", str(out / "filters.png")],
+                ["visualize", "feature-maps", str(run), "--image", str(image), "--out", str(out / "maps.png")],
+                ["summary", str(run)]]
+    for command in commands:
+        assert main(command) == 0, command
+    capsys.readouterr()
+    assert _snapshot(tmp_path, (run, out)) == before
+
+
+def test_special_files_are_refused_not_read(digits_run: TrainedRun, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)  # reading it would block forever
+    assert main(["predict", str(digits_run.folder), str(fifo)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot read image {str(fifo)!r}: a named pipe, not a regular file" in err
+    assert main(["visualize", "feature-maps", "lenet_slides", "--image", str(fifo), "--out",
+                 str(tmp_path / "x.png")]) == 2
+    assert "a named pipe, not a regular file" in capsys.readouterr().err
+    for name in ("a", "b"):
+        (tmp_path / "photos" / name).mkdir(parents=True)
+        Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "photos" / name / "ok.png")
+    os.mkfifo(tmp_path / "photos" / "a" / "stuck.png")
+    from cnnkit.data import load
+
+    with pytest.raises(ValueError, match=r"stuck.png.*a named pipe, not a regular file"):
+        load(f"folder:{tmp_path / 'photos'}", image_size=8)
+    assert load(f"folder:{tmp_path / 'photos'}", image_size=8, skip_bad_images=True).skipped
+
+
+@pytest.mark.parametrize(("table", "also_train"), [
+    ("input 1x8x8\nconv 999999999 3x3\nflatten\ndense 10\n", True),  # 369 billion weights
+    ("input 3x100000x100000\nconv 8 3x3\nrelu\n", False),  # a 120 GB input (train reads the data's own size)
+    ("input 100\ndense 999999999999\n", False),  # 100 trillion weights
+])
+def test_tables_that_would_need_terabytes_are_refused_before_allocating(
+        table: str, also_train: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "huge.txt"
+    path.write_text(table)
+    assert main(["summary", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "GiB of memory; make its layers or its input smaller" in err, err
+    assert "huge.txt: the network would need" in err and "parameters" in err and "activations" in err
+    if also_train:
+        assert main(["train", "--model", str(path), "--data", "digits", "--out", str(tmp_path / "run")]) == 2
+        assert "more than this machine's" in capsys.readouterr().err
+        assert not (tmp_path / "run").exists()
