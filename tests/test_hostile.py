@@ -181,3 +181,29 @@ def test_tables_that_would_need_terabytes_are_refused_before_allocating(
         assert main(["train", "--model", str(path), "--data", "digits", "--out", str(tmp_path / "run")]) == 2
         assert "more than this machine's" in capsys.readouterr().err
         assert not (tmp_path / "run").exists()
+
+
+def test_a_base_run_whose_table_name_is_a_path_cannot_write_outside(digits_run: TrainedRun, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """The tester's first case: `transfer compare --base RUN` wrote the base's table to the file its name said."""
+    root = tmp_path / "root"
+    run, out = root / "runs" / "base", root / "compare"
+    shutil.copytree(digits_run.folder, run)
+    _set("source.name", "../../../escaped")(run)
+    monkeypatch.chdir(root)
+    before = _snapshot(tmp_path, ())
+    assert main(["transfer", "compare", "--base", str(run), "--data", "digits", "--classes", "0-4",
+                 "--train-per-class", "10", "--strategies", "scratch", "--scratch-epochs", "1", "--out",
+                 str(out)]) == 2
+    assert "`source.name` must be a plain name" in capsys.readouterr().err
+    assert _snapshot(tmp_path, ()) == before and not list(tmp_path.rglob("escaped*"))
+    # with a plain name, the table goes into the comparison's own folder under a fixed name
+    _set("source.name", "digits_net")(run)
+    assert main(["transfer", "compare", "--base", str(run), "--data", "digits", "--classes", "0-4",
+                 "--train-per-class", "10", "--strategies", "scratch", "--scratch-epochs", "1", "--out",
+                 str(out), "--precision", "fp32"]) == 0
+    capsys.readouterr()
+    assert (out / "base_table.txt").read_text() == _card(run)["source"]["text"]
+    outside = _snapshot(tmp_path, (out,))
+    assert {k for k in outside if k not in before} == set()

@@ -54,17 +54,19 @@ class Checkpointer(Callback):
             "loss_sum": state.loss_sum, "correct": state.correct, "seen": state.seen, "elapsed": state.elapsed,
             "history": state.history, "torch_rng": torch.get_rng_state(), "steps_per_epoch": state.steps_per_epoch,
         }
-        try:
-            self.run.save_checkpoint(payload)
-            self.run.save_weights(state.model)
+        try:  # the checkpoint last: it commits the epoch, so the weights on disk are never older than it says
             self.run.write_history(state.history)
+            self.run.save_weights(state.model)
+            self.run.save_checkpoint(payload)
         except OSError as error:  # disk full, permissions: the earlier checkpoint is still whole (atomic writes)
             last = (f"the checkpoint after epoch {self.saved_epoch} is intact: free space and continue with "
                     f"`cnnkit train --resume {self.run.folder}`" if self.saved_epoch is not None
                     else "no checkpoint was written yet")
             reason = error.strerror or str(error)
-            raise OSError(error.errno, f"{self.run.folder}: cannot write the checkpoint at epoch {state.epoch}, "
-                                       f"batch {state.batch} ({reason}); {last}") from None
+            failure = OSError(f"{self.run.folder}: cannot write the checkpoint at epoch {state.epoch}, batch "
+                              f"{state.batch} ({reason}); {last}")
+            failure.errno = error.errno  # still ENOSPC for a caller that checks
+            raise failure from None
         self.saved_epoch = state.epoch
 
     def on_epoch_end(self, state: TrainState, record: dict[str, Any]) -> None:

@@ -71,21 +71,33 @@ class _Interrupter(Callback):
 PHASES = ("forward", "backward", "optimizer update", "after the update", "schedule", "counters")
 
 
+_BASELINES: dict[str, dict[str, torch.Tensor]] = {}
+
+
+def _baseline(optimizer: str, tmp: Path) -> dict[str, torch.Tensor]:
+    """The weights of the uninterrupted run with ``optimizer``, trained once per test session."""
+    if optimizer not in _BASELINES:
+        (tmp / "net.txt").write_text(_TABLE)
+        result = train(quiet=True, **{**_options(tmp / "net.txt", tmp / optimizer), "optimizer": optimizer})
+        _BASELINES[optimizer] = load_file(str(result.run_dir / "model.safetensors"))
+    return _BASELINES[optimizer]
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, torch.Tensor]:
-    folder = tmp_path_factory.mktemp("straight")
-    (folder / "net.txt").write_text(_TABLE)
-    result = train(quiet=True, **_options(folder / "net.txt", folder / "run"))
-    return load_file(str(result.run_dir / "model.safetensors"))
+    return _baseline("adam", tmp_path_factory.mktemp("straight"))
 
 
 _TABLE = "input 1x8x8\nconv 8 3x3 padding=same\nbatchnorm\nrelu\nmaxpool 2\nflatten\ndense 5\n"
 
 
-@pytest.mark.parametrize("phase", PHASES)
-def test_ctrl_c_at_any_phase_of_a_step_resumes_bit_for_bit(phase: str, tmp_path: Path,
-                                                           uninterrupted: dict[str, torch.Tensor],
+@pytest.mark.parametrize(("phase", "optimizer"), [(phase, "adam") for phase in PHASES] + [
+    ("optimizer update", "rmsprop"),  # RMSprop updates one parameter at a time in a Python loop: Ctrl-C lands inside it
+    ("checkpoint write", "adam")])
+def test_ctrl_c_at_any_phase_of_a_step_resumes_bit_for_bit(phase: str, optimizer: str, tmp_path: Path,
+                                                           tmp_path_factory: pytest.TempPathFactory,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = _baseline(optimizer, tmp_path_factory.mktemp(f"straight-{optimizer}"))
     (tmp_path / "net.txt").write_text(_TABLE)
     interrupter = _Interrupter(phase)
     if phase == "schedule":  # the class's step, not the instance's: a checkpoint pickles the instance
@@ -97,16 +109,30 @@ def test_ctrl_c_at_any_phase_of_a_step_resumes_bit_for_bit(phase: str, tmp_path:
             step(scheduler, *args, **kwargs)
 
         monkeypatch.setattr(torch.optim.lr_scheduler.LambdaLR, "step", scheduled)
-    stopped = train(quiet=True, callbacks=[interrupter], **_options(tmp_path / "net.txt", tmp_path / "run"))
+    if phase == "checkpoint write":  # Ctrl-C while epoch 1's checkpoint is being written
+        from cnnkit import runs
+
+        write = runs.atomic_write
+
+        def writing(path: Path, data: bytes) -> None:
+            if path.name == "state.pt" and not interrupter.fired:
+                interrupter.fired = True
+                _ctrl_c()
+            write(path, data)
+
+        monkeypatch.setattr(runs, "atomic_write", writing)
+    stopped = train(quiet=True, callbacks=[interrupter],
+                    **{**_options(tmp_path / "net.txt", tmp_path / "run"), "optimizer": optimizer})
     assert interrupter.fired and stopped.stop_reason == "interrupted"
     checkpoint = torch.load(tmp_path / "run" / "checkpoint" / "state.pt", weights_only=True)
-    assert (checkpoint["epoch"], checkpoint["batch"]) == (0, STEP + 1)  # stopped at the boundary after the step
-    assert checkpoint["scheduler"]["last_epoch"] == STEP + 1
-    assert {int(s["step"]) for s in checkpoint["optimizer"]["state"].values()} == {STEP + 1}
+    done = 12 if phase == "checkpoint write" else STEP + 1  # stopped at the boundary after the step (or the epoch)
+    assert checkpoint["epoch"] * 12 + checkpoint["batch"] == done == checkpoint["scheduler"]["last_epoch"]
+    assert {int(s["step"]) for s in checkpoint["optimizer"]["state"].values()} == {done}
+    monkeypatch.undo()
     resumed = resume(tmp_path / "run", quiet=True)
     assert resumed.stop_reason == ""
     weights = load_file(str(tmp_path / "run" / "model.safetensors"))
-    for key, value in uninterrupted.items():
+    for key, value in expected.items():
         assert torch.equal(weights[key], value), (phase, key)
 
 
@@ -173,3 +199,55 @@ def test_a_full_disk_keeps_the_last_checkpoint_and_says_so_in_one_line(
     checkpoint = torch.load(out / "checkpoint" / "state.pt", weights_only=True)
     assert (checkpoint["epoch"], checkpoint["batch"]) == (1, 0)
     assert resume(out, quiet=True).history[-1]["epoch"] == 3
+
+
+@pytest.mark.parametrize("tear", ["schedule ahead", "a parameter ahead", "batch past the epoch"])
+def test_a_torn_checkpoint_is_refused_on_resume(tear: str, tmp_path: Path) -> None:
+    (tmp_path / "net.txt").write_text(_TABLE)
+    out = tmp_path / "run"
+    train(quiet=True, callbacks=[_Interrupter("counters")], **_options(tmp_path / "net.txt", out))
+    path = out / "checkpoint" / "state.pt"
+    state = torch.load(path, weights_only=True)
+    if tear == "schedule ahead":  # interrupted after the optimizer step, before the counters moved
+        state["batch"] -= 1
+        state["scheduler"]["last_epoch"] = state["batch"] + 1
+        message = "the schedule has taken 10 steps but 9 batches are complete"
+    elif tear == "a parameter ahead":  # interrupted inside a multi-tensor Adam update
+        first = next(iter(state["optimizer"]["state"].values()))
+        first["step"] = first["step"] + 1
+        message = "a parameter has taken 11 optimizer steps but 10 batches are complete"
+    else:
+        state["batch"] = 99
+        message = "batch 99 is not within an epoch of 12 batches"
+    torch.save(state, path)
+    with pytest.raises(ValueError, match=rf"state.pt: .*{message}"):
+        resume(out, quiet=True)
+
+
+@pytest.mark.parametrize("name", ["metrics.jsonl", "model.safetensors", "state.pt"])
+def test_a_full_disk_at_any_file_of_a_checkpoint_resumes_bit_for_bit(
+        name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, uninterrupted: dict[str, torch.Tensor]) -> None:
+    from cnnkit import fileio
+
+    (tmp_path / "net.txt").write_text(_TABLE)
+    out = tmp_path / "run"
+    real, seen = fileio.atomic_write, {"writes": 0}
+
+    def full_disk(path: Path, data: bytes) -> None:
+        if path.name == name:
+            seen["writes"] += 1
+            if seen["writes"] == 2:  # epoch 2's: epoch 1's checkpoint is whole on disk
+                raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, data)
+
+    monkeypatch.setattr("cnnkit.runs.atomic_write", full_disk)
+    with pytest.raises(OSError, match=r"cannot write the checkpoint at epoch 2, batch 0 \(No space left on device\); "
+                                      r"the checkpoint after epoch 1 is intact") as raised:
+        train(quiet=True, **_options(tmp_path / "net.txt", out))
+    assert raised.value.errno == errno.ENOSPC
+    monkeypatch.undo()
+    assert torch.load(out / "checkpoint" / "state.pt", weights_only=True)["epoch"] == 1
+    resume(out, quiet=True)
+    weights = load_file(str(out / "model.safetensors"))
+    for key, value in uninterrupted.items():
+        assert torch.equal(weights[key], value), (name, key)
