@@ -227,10 +227,12 @@ def export(run: str | Path, format: str = "onnx", out: str | Path | None = None,
     task = card.make_task()
     prep = card.prep()
     output = "x".join(map(str, task.output_shape(card.input_shape, len(card.class_names))))
+    channels = card.input_shape[0]
+    # never null: a network that normalises inside (a transfer run's adapter) takes pixels / 255, i.e. mean 0, std 1
+    mean, std = prep.mean or (0.0,) * channels, prep.std or (1.0,) * channels
     metadata = {"producer": "cnnkit", "model": card.name, "task": card.task, "class_names": list(card.class_names),
-                "input_shape": list(card.input_shape), "mean": prep.mean, "std": prep.std, **prep.record(),
-                "input": "(N, C, H, W) float32: pixels / 255" + (", then (x - mean) / std per channel"
-                                                                 if prep.mean is not None else ""),
+                "input_shape": list(card.input_shape), "mean": mean, "std": std, **prep.record(),
+                "input": "(N, C, H, W) float32: pixels / 255, then (x - mean) / std per channel",
                 "output": f"(N, {output}) per image: {task.output_words}"}
     target = Path(out) if out is not None else opened.folder / f"model{SUFFIX[format]}"
     return export_model(opened.network(), card.input_shape, target, format, metadata=metadata, check=check,

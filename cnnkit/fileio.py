@@ -15,6 +15,20 @@ from pathlib import Path
 from typing import Any
 
 
+def _umask() -> int:
+    """The process's file-creation mask: from /proc on Linux (no change to the process), else by setting it and
+    putting it back (there is no getter)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never a part."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -24,7 +38,7 @@ def atomic_write(path: Path, data: bytes) -> None:
             file.write(data)
             file.flush()
             os.fsync(file.fileno())
-        os.chmod(temporary, 0o644)  # mkstemp makes 0600 files; results are for the user's other tools too
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600 files: give the mode open() would have
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -168,6 +169,23 @@ def read_pixels(path: str | Path, prep: ImagePrep) -> torch.Tensor:
 def input_from_file(path: str | Path, prep: ImagePrep) -> torch.Tensor:
     """The file at ``path`` as the network input: ``(C, H, W)`` float, prepared as ``prep`` says (module doc)."""
     return prep.normalise(read_pixels(path, prep)[None])[0]
+
+
+def expand_folders(paths: Sequence[str | Path]) -> list[str]:
+    """Each folder of ``paths`` replaced by the image files below it (by extension, sorted, hidden ones left out);
+    files are kept as given. A folder without images is a ValueError naming it."""
+    files: list[str] = []
+    for given in paths:
+        path = Path(given)
+        if not path.is_dir():
+            files.append(str(given))
+            continue
+        found = sorted(str(f) for f in path.rglob("*") if f.suffix.lower() in EXTENSIONS and f.is_file()
+                       and not any(part.startswith(".") for part in f.relative_to(path).parts))
+        if not found:
+            raise ValueError(f"{path}: a folder without image files ({', '.join(EXTENSIONS)}). Received: {given}")
+        files += found
+    return files
 
 
 def is_image_path(text: str) -> bool:

@@ -222,3 +222,21 @@ def test_one_module_names_the_model_card_and_two_places_load_data() -> None:
     callers = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
                      if p.parent.name != "data" and loading.search(p.read_text(encoding="utf-8")))
     assert len(callers) <= 2, callers
+
+
+def test_predict_takes_a_folder_and_predicts_every_image_in_it(photo_run: tuple[Path, list[Path]], tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from cnnkit.cli import main
+
+    folder, files = photo_run
+    photos = files[0].parent.parent  # dark/ and light/, six images each
+    (photos / "dark" / "README.txt").write_text("not an image")
+    assert main(["predict", str(folder), str(photos), "--top", "1", "--json"]) == 0
+    predicted = json.loads(capsys.readouterr().out)["predictions"]
+    assert [p["file"] for p in predicted] == [str(f) for f in sorted(files)]
+    one = predict_run(folder, [files[3]], top=1)[0]
+    assert isinstance(one, ImagePrediction) and predicted[3]["top"][0]["class"] == one.top[0].index
+    (photos / "dark" / "README.txt").unlink()
+    (tmp_path / "empty").mkdir()
+    assert main(["predict", str(folder), str(tmp_path / "empty")]) == 2
+    assert "a folder without image files" in capsys.readouterr().err

@@ -16,6 +16,7 @@ import argparse
 import importlib
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 from cnnkit import __version__
@@ -54,6 +55,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                      line: str | None = None) -> str:
+    return f"cnnkit: warning: {message}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one ``cnnkit`` command; returns the exit status."""
     args_list = list(sys.argv[1:] if argv is None else argv)
@@ -64,6 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     module = importlib.import_module(COMMANDS[args.command][0])
+    # cnnkit's own warnings (a file left out of a dataset) as one line each, as its errors are
+    warnings.formatwarning = _one_line_warning
     try:
         return int(module.run(args))
     except BrokenPipeError:

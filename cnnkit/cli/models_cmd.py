@@ -31,6 +31,7 @@ def model_rows() -> list[dict[str, Any]]:
             "num_classes": info.num_classes,
             "pretrained": info.pretrained,
             "options": list(info.options),
+            "option_defaults": models.option_defaults(name),
             "description": info.description,
         })
     return rows
@@ -46,11 +47,13 @@ def run(args: argparse.Namespace) -> int:
 
     table = Table(title="cnnkit model zoo")
     for column, justify in (("name", "left"), ("kind", "left"), ("parameters", "right"), ("input", "left"),
-                            ("classes", "right"), ("pretrained", "left")):
+                            ("classes", "right"), ("pretrained", "left"), ("--model-options (defaults)", "left")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for row in rows:
+        options = ", ".join(f"{key}={value}" for key, value in row["option_defaults"].items() if key != "input_size")
         table.add_row(row["name"], row["kind"], f"{row['params']:,}", "x".join(map(str, row["input_shape"])),
-                      "-" if row["num_classes"] is None else str(row["num_classes"]), "yes" if row["pretrained"] else "no")
+                      "-" if row["num_classes"] is None else str(row["num_classes"]), "yes" if row["pretrained"] else "no",
+                      options or "-")
     # a pipe has no width: let the table be as wide as it needs instead of cutting names at 80 columns
     Console(width=None if sys.stdout.isatty() else 200).print(table)
     return 0

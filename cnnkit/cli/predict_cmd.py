@@ -25,7 +25,8 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("images", nargs="+", metavar="[RUN] IMAGE",
-                        help="a run directory of `cnnkit train` (unless --pretrained), then image files (PNG, JPEG, ...)")
+                        help="a run directory of `cnnkit train` (unless --pretrained), then image files (PNG, JPEG, ...) or "
+                             "folders (every image in them)")
     parser.add_argument("--model", default="efficientnet_lite0", help="zoo model with pretrained weights (default efficientnet_lite0)")
     parser.add_argument("--pretrained", action="store_true",
                         help="use the model's pretrained weights (required: a freshly initialised model predicts noise)")
@@ -38,12 +39,13 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from cnnkit.images import expand_folders
     from cnnkit.inference import predict, predict_run
     from cnnkit.runs import Run
     from cnnkit.tasks.outputs import ImageOutput, ImagePrediction
 
     if args.pretrained:
-        results: list[Any] = predict(args.images, model=args.model, top=args.top)
+        results: list[Any] = predict(expand_folders(args.images), model=args.model, top=args.top)
         title = f"{args.model} (pretrained)"
     else:
         run_dir = Path(args.images[0])
@@ -53,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
                 f"model (cnnkit predict --model NAME --pretrained IMAGE...). Received: {args.images[0]} "
                 f"{'is not a run directory' if not Run.is_run(run_dir) else 'and no image'}"
             )
-        results = predict_run(run_dir, args.images[1:], top=args.top, out=args.out)
+        results = predict_run(run_dir, expand_folders(args.images[1:]), top=args.top, out=args.out)
         title = f"{run_dir.name}"
         if any(isinstance(r, ImageOutput) for r in results):
             return _print_outputs(args, results)

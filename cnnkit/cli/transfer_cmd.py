@@ -61,6 +61,8 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> None:
                         help="build and freeze the network, print the freeze audit and the summary, train nothing")
     parser.add_argument("--evaluate", action=argparse.BooleanOptionalAction, default=True,
                         help="after a single run: metrics.json, confusion matrix and mistakes (default: yes)")
+    parser.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
+                        help="after a single run: its report.html, as cnnkit train writes (default: yes)")
     parser.add_argument("--strategies", type=lambda text: [p for p in text.split(",") if p], metavar="A,B",
                         default=None, help="compare: which to run (default: scratch,extract,freeze:K,finetune)")
     parser.add_argument("--scratch-model", default=None, metavar="MODEL",
@@ -107,6 +109,10 @@ def run(args: argparse.Namespace) -> int:
             from cnnkit.cli.evaluate_cmd import print_evaluation
 
             print_evaluation(evaluation)
+    if args.report and result.run_dir is not None:  # a transfer run is a run: it gets its report too
+        from cnnkit.report import write_report
+
+        output["report"] = write_report(result.run_dir).as_dict()
     if args.json:
         output.pop("audit")
         print(json.dumps(output, indent=2))
@@ -115,6 +121,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{result.strategy}: {result.eval_split} accuracy {accuracy}, {result.trainable_params:,} trainable "
               f"parameters, {result.seconds:.0f} s")
         print(f"run directory: {result.run_dir}")
+        if "report" in output:
+            print(f"report: {output['report']['report']}")
     return 0
 
 

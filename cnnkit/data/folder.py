@@ -74,6 +74,7 @@ def _read_tree(root: Path, class_names: tuple[str, ...] | None, size: tuple[int,
             f"Received: one class folder, {names[0]!r}"
         )
     jobs: list[tuple[Path, int]] = []
+    others: list[Path] = []  # files that are not images by their extension
     for directory in dirs:
         if directory.name not in names:
             raise ValueError(
@@ -81,9 +82,16 @@ def _read_tree(root: Path, class_names: tuple[str, ...] | None, size: tuple[int,
                 f"{list(names)}; rename or remove it. Received: {str(directory)!r}"
             )
         files = _list_files(directory)
+        others += [path for path in files if path.suffix.lower() not in EXTENSIONS]
+        files = [path for path in files if path.suffix.lower() in EXTENSIONS]
         if not files:
-            raise ValueError(f"class folder {str(directory)!r} is empty; put images in it or remove it. Received: 0 files")
+            raise ValueError(f"class folder {str(directory)!r} holds no image; put images in it or remove it. "
+                             f"Received: 0 files with the extensions read ({', '.join(EXTENSIONS)})")
         jobs += [(path, names.index(directory.name)) for path in files]
+    if others:  # a README.txt or a spreadsheet beside the photos: left out, said, never fatal
+        shown = ", ".join(str(path) for path in others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        warnings.warn(f"image folder {str(root)!r}: left out {len(others)} file(s) that are not images (extensions "
+                      f"read: {', '.join(EXTENSIONS)}): {shown}", UserWarning, stacklevel=2)
 
     def read(job: tuple[Path, int]) -> tuple[np.ndarray, bool, tuple[int, int]] | str:
         try:
@@ -96,7 +104,7 @@ def _read_tree(root: Path, class_names: tuple[str, ...] | None, size: tuple[int,
     with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         results = list(pool.map(read, jobs))
-    tree = _Tree([], [], [], [], True, names)
+    tree = _Tree([], [], [], [f"{path}: not an image file" for path in others], True, names)
     for (path, label), result in zip(jobs, results, strict=True):
         if isinstance(result, str):
             if not skip_bad_images:

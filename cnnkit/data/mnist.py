@@ -137,7 +137,8 @@ def load_idx_dataset(name: str, data_dir: str | Path | None = None, download: bo
             download_error = f" The download failed: {error}."
     if paths is None:
         looked = ", ".join(str(d) for d in candidate_dirs(name, data_dir))
-        how = "" if download else " or pass download=True (--download) where the network allows it"
+        # the command line has no download flag: a download is a Python call, made once, on a machine with internet
+        how = "" if download else f", or fetch them once from Python: cnnkit.data.load({name!r}, download=True)"
         raise FileNotFoundError(
             f"{name}: no directory holds the four IDX files ({', '.join(f'{s}[.gz]' for s in _FILES)}).{download_error} "
             f"Get them with {spec.install_hint}, or put them in a directory and pass it as data_dir (--data-dir DIR) "

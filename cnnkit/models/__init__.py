@@ -14,7 +14,17 @@ from __future__ import annotations
 from cnnkit.models import autoencoder, classic, efficientnet, mobilenet, resnet, small, unet, vgg  # noqa: F401
 from cnnkit.models.efficientnet import EFFICIENTNET_LITE0_IMAGENET
 from cnnkit.models.pretrained import PretrainedWeights, class_names
-from cnnkit.models.registry import KINDS, Kind, ModelInfo, create, info, names, num_parameters, register
+from cnnkit.models.registry import (
+    KINDS,
+    Kind,
+    ModelInfo,
+    create,
+    info,
+    names,
+    num_parameters,
+    option_defaults,
+    register,
+)
 
 __all__ = [
     "EFFICIENTNET_LITE0_IMAGENET",
@@ -27,5 +37,6 @@ __all__ = [
     "info",
     "names",
     "num_parameters",
+    "option_defaults",
     "register",
 ]

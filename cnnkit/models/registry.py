@@ -147,6 +147,16 @@ def info(name: str) -> ModelInfo:
     return _entry(name).info
 
 
+def option_defaults(name: str) -> dict[str, Any]:
+    """The options of model ``name`` with their defaults (``--model-options KEY=VALUE`` sets them), in order.
+
+    >>> option_defaults("unet")
+    {'width': 64, 'batch_norm': True}
+    """
+    signature = inspect.signature(_entry(name).fn)
+    return {key: signature.parameters[key].default for key in info(name).options}
+
+
 def create(
     name: str,
     num_classes: int | None = None,

@@ -84,7 +84,9 @@ def _model_sections(run: Run, report: Report, sample: int) -> list[Section]:
     filters = Section("filters", "First-layer filters")
     maps = Section("feature-maps", "Feature maps of a held-out image")
     cam = Section("gradcam", "Grad-CAM of that image")
-    sections = [filters, maps, cam]
+    card = run.card
+    scores_classes = len(card.make_task().output_shape(card.input_shape, len(card.class_names))) == 1
+    sections = [filters, maps, cam] if scores_classes else [filters, maps]  # Grad-CAM explains class scores
     try:
         model = run.network()
     except _DRAW_ERRORS as error:
@@ -129,8 +131,7 @@ def _model_sections(run: Run, report: Report, sample: int) -> list[Section]:
     except _DRAW_ERRORS as error:
         maps.note(f"no feature maps drawn: {error}")
         report.notes.append(f"feature maps: {error}")
-    if output.dim() != 2:
-        cam.note(f"Grad-CAM explains class scores; this network outputs {tuple(output.shape[1:])} per image")
+    if not scores_classes:
         return sections
     try:
         result = gradcam(model, x)
@@ -208,10 +209,10 @@ def write_report(run: str | Path, *, sample: int = 0) -> Report:
     ])
     summary = Section("network", "Network")
     summary_file = folder / "summary.txt"
-    if summary_file.is_file():
-        summary.preformatted(summary_file.read_text(encoding="utf-8"))
+    if summary_file.is_file() and summary_file.stat().st_size <= 1 << 20:  # a page, not whatever a run holds
+        summary.preformatted(summary_file.read_text(encoding="utf-8", errors="replace"))
     else:
-        summary.note("summary.txt is missing")
+        summary.note("summary.txt is missing, or too large to show")
     curves = Section("curves", "Training curves")
     try:
         history = read_history(folder)

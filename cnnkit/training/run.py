@@ -146,6 +146,22 @@ def _to_device(model: torch.nn.Module, runtime: Runtime) -> torch.nn.Module:
     return model
 
 
+def _build(source: dict[str, Any], shape: tuple[int, int, int], config: TrainConfig) -> torch.nn.Module:
+    """The run's network for the data's images; a zoo model too small or too large for them says what to do."""
+    try:
+        return build_checked(source, shape, f"--model {config.model}")
+    except ValueError as error:
+        if source.get("kind") != "zoo":
+            raise
+        from cnnkit import models
+
+        default = models.info(source["name"]).input_shape
+        size = "x".join(map(str, shape))
+        raise ValueError(f"--model {config.model} (made for {'x'.join(map(str, default))} images) cannot take the "
+                         f"{size} images of {config.data}: {error}. Resize them with --image-size {default[1]}, or "
+                         f"use a layer table made for {shape[1]}x{shape[2]} images (--model my_net.txt)") from None
+
+
 def _train(config: TrainConfig, runtime: Runtime, place: Distributed, quiet: bool,
            callbacks: Sequence[Callback]) -> TrainResult:
     task = make_task(config.task, config.noise, tta=config.tta)
@@ -156,7 +172,7 @@ def _train(config: TrainConfig, runtime: Runtime, place: Distributed, quiet: boo
     shape = train_set.input_shape
     source = network.describe(config.model, shape, train_set.num_classes, task, config.model_options)
     torch.manual_seed(config.seed)
-    model = _to_device(build_checked(source, shape, f"--model {config.model}"), runtime)
+    model = _to_device(_build(source, shape, config), runtime)
     mean, std = channel_stats(train_set.images) if task.normalises else (None, None)
     transform = _transform(config, mean, std)
     folder = Path(config.out) if config.out else Path(distributed.broadcast_text(str(_default_run_dir(config)), place))
@@ -186,6 +202,14 @@ def resume(run: str | Path, epochs: int | None = None, *, quiet: bool = False,
                          f"`--resume` cannot continue; run `cnnkit transfer` again with more --epochs")
     values = opened.config()
     checkpoint = opened.load_checkpoint()
+    planned, schedule = values.get("epochs"), values.get("schedule", "onecycle")
+    if epochs is not None and isinstance(planned, int) and epochs > planned and schedule in ("onecycle", "cosine"):
+        raise ValueError(
+            f"{run} was planned for {planned} epochs on a {schedule} schedule, whose learning rate falls to almost 0 "
+            f"at epoch {planned}; a longer run would have had a different rate from its first step, so --epochs "
+            f"{epochs} cannot continue it as if it had been planned that way. Either finish it as planned (`cnnkit "
+            f"train --resume {run}`), or train a new run with --epochs {epochs}. (Runs with --schedule constant or "
+            f"step do extend exactly.)")
     if epochs is not None:
         values["epochs"] = epochs
     try:
@@ -236,7 +260,7 @@ def _fit(run: Run, state: TrainState, train_set: ImageDataset, evaluation: Image
               f"{task.describe(len(card.class_names))}, {state.runtime.describe()} -> {run.folder}")
         skipped = card.skipped_files
         if skipped:
-            print(f"skipped {len(skipped)} unreadable image file(s) (--skip-bad-images): {'; '.join(skipped[:3])}"
+            print(f"left out {len(skipped)} file(s) that are not readable images: {'; '.join(skipped[:3])}"
                   f"{' ...' if len(skipped) > 3 else ''}")
     saved = state.epoch if state.history else None  # a resumed run has its checkpoint
     own: list[Callback] = [Checkpointer(run, saved), reporter] if state.place.is_main else []

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from cnnkit.fileio import MAX_JSON_BYTES, check_regular
 from cnnkit.visualize.plot import pyplot, save_png
 
 SPLITS = ("train", "val", "test")
@@ -25,6 +26,7 @@ def read_history(run: str | Path) -> list[dict[str, Any]]:
         path = path / "metrics.jsonl"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file; curves need the metrics.jsonl of a run that finished an epoch")
+    check_regular(path, MAX_JSON_BYTES)
     records = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():

@@ -50,13 +50,14 @@ def test_corrupt_file_is_an_error_or_skipped(tmp_path: Path) -> None:
     assert splits.train.skipped == splits.skipped
 
 
-def test_non_image_file_is_an_error_or_skipped(tmp_path: Path) -> None:
+def test_a_stray_non_image_file_is_left_out_with_a_warning_naming_it(tmp_path: Path) -> None:
     colour_folder(tmp_path)
+    images = len(load(f"folder:{tmp_path}").train)
     (tmp_path / "blue" / "notes.txt").write_text("not a picture")
-    (tmp_path / "blue" / ".DS_Store").write_bytes(b"\0")  # hidden files are ignored
-    with pytest.raises(ValueError, match=r"notes.txt' not an image file \(extensions read: .png, .jpg"):
-        load(f"folder:{tmp_path}")
-    assert len(load(f"folder:{tmp_path}", skip_bad_images=True).skipped) == 1
+    (tmp_path / "blue" / ".DS_Store").write_bytes(b"\0")  # hidden files are ignored silently
+    with pytest.warns(UserWarning, match=r"left out 1 file\(s\) that are not images .*blue/notes.txt"):
+        splits = load(f"folder:{tmp_path}")
+    assert len(splits.train) == images and splits.skipped == (f"{tmp_path / 'blue' / 'notes.txt'}: not an image file",)
 
 
 def test_decompression_bomb_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -81,7 +82,7 @@ def test_bad_layouts(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"at least two class folders.*Received: one class folder, 'only'"):
         load(f"folder:{tmp_path}")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ValueError, match=r"class folder '.*empty' is empty"):
+    with pytest.raises(ValueError, match=r"class folder '.*empty' holds no image; put images in it or remove it"):
         load(f"folder:{tmp_path}")
     with pytest.raises(ValueError, match=r"`folder:` needs a path"):
         load("folder:")

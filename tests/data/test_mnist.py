@@ -67,6 +67,8 @@ def test_nothing_found_says_where_and_how(isolated: Path) -> None:
     message = str(info.value)
     assert "apt-get install dataset-fashion-mnist" in message and "--data-dir DIR" in message
     assert str(isolated / "system" / "fashion-mnist") in message and str(isolated / "cache") in message
+    # the download it suggests is one that exists: a Python call (the command line has no --download)
+    assert "--download" not in message and "cnnkit.data.load('fashion-mnist', download=True)" in message
 
 
 def test_missing_data_dir_is_an_error(isolated: Path) -> None:

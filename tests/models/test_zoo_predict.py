@@ -78,12 +78,15 @@ def test_models_command_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert rows["vgg16"]["params"] == 138_357_544
     assert rows["efficientnet_lite0"]["pretrained"] is True
     assert rows["lenet5"]["input_shape"] == [3, 32, 32]
+    assert rows["unet"]["option_defaults"] == {"width": 64, "batch_norm": True}
 
 
 def test_models_command_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["models"]) == 0
     out = capsys.readouterr().out
     assert "efficientnet_lite0" in out and "4,652,008" in out and "denoising_autoencoder" in out
+    unet = next(line for line in out.splitlines() if "│ unet" in line)  # its row names its options and defaults
+    assert "width=64, batch_norm=True" in unet
 
 
 def test_predict_command_user_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

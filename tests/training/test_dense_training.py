@@ -60,6 +60,7 @@ def test_unet_segments_shapes_and_predicts_masks(tmp_path: Path, capsys: pytest.
                            ("confusion", "confusion_matrix.png")):
         assert f'data-file="{figure}"' in sections[anchor], anchor
     assert "mistakes" not in sections and "more-figures" not in sections
+    assert "gradcam" not in sections and "feature-maps" in sections  # no classification placeholders
 
     files = [str(data / "test" / "images" / f"0000{i}.png") for i in range(4)]
     assert main(["predict", str(out), *files, "--out", str(tmp_path / "masks"), "--json"]) == 0

@@ -165,7 +165,7 @@ def test_cli_train_then_evaluate_json(table: str, tmp_path: Path, capsys: pytest
 
 
 def test_checkpoint_from_another_network_is_refused(table: str, tmp_path: Path) -> None:
-    run = train(_config(table, tmp_path / "a", epochs=1), quiet=True).run_dir
+    run = train(_config(table, tmp_path / "a", epochs=1, schedule="constant"), quiet=True).run_dir
     other = tmp_path / "other.txt"
     other.write_text(TABLE.replace("conv 16", "conv 12"))
     meta = json.loads((run / "model.json").read_text())
@@ -200,3 +200,27 @@ def test_predict_with_a_trained_run(table: str, tmp_path: Path, capsys: pytest.C
     top1 = [p["top"][0]["class"] for p in predictions[:8]]
     assert np.mean(np.array(top1) == digits.labels[:8].numpy()) >= 0.75  # resized back to 8x8: mostly right
     assert predictions[0]["top"][0]["name"] == digits.class_names[top1[0]]
+
+
+def test_a_zoo_model_too_big_for_the_images_says_how_to_fit_them(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    # both in the README: lenet5 is made for 32x32, the digits are 8x8
+    assert main(["train", "--model", "lenet5", "--data", "digits", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "--model lenet5 (made for 3x32x32 images) cannot take the 1x8x8 images of digits" in err
+    assert "Resize them with --image-size 32, or use a layer table made for 8x8 images" in err
+    assert not (tmp_path / "run").exists()
+    # and the fix it names works
+    assert main(["train", "--model", "lenet5", "--data", "digits", "--image-size", "32", "--epochs", "1",
+                 "--out", str(tmp_path / "run"), "--no-evaluate", "--no-report", "--json"]) == 0
+
+
+def test_resume_refuses_to_stretch_a_finished_one_cycle_and_extends_a_constant_rate(table: str, tmp_path: Path) -> None:
+    train(_config(table, tmp_path / "cycle", epochs=1), quiet=True)
+    with pytest.raises(ValueError, match=r"planned for 1 epochs on a onecycle schedule.*Either finish it as planned "
+                                         r"\(`cnnkit train --resume .*`\), or train a new run with --epochs 2"):
+        resume(tmp_path / "cycle", epochs=2, quiet=True)
+    train(_config(table, tmp_path / "constant", epochs=1, schedule="constant"), quiet=True)
+    extended = resume(tmp_path / "constant", epochs=2, quiet=True)
+    straight = train(_config(table, tmp_path / "straight", epochs=2, schedule="constant"), quiet=True)
+    assert [r["train_loss"] for r in extended.history] == [r["train_loss"] for r in straight.history]

@@ -158,3 +158,27 @@ def test_cli_dry_run_prints_the_audit(source: Path, capsys: pytest.CaptureFixtur
     assert re.search(r"\ntaps +FeatureTaps +0  -\n", out)  # in the audit: no parameters, nothing trains
     assert main(["transfer", "--base", str(source), "--data", "digits", "--strategy", "freeze:9", "--dry-run"]) == 2
     assert "the base network has 3 blocks before its classifier (1:conv1, 2:conv2, 3:dense1); K must be 1 to 3" in capsys.readouterr().err
+
+
+def test_a_transfer_run_from_the_command_line_has_its_report_and_exports(source: Path, tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    assert main(["transfer", "--base", str(source), "--data", "digits", "--classes", "5-9", "--train-per-class", "20",
+                 "--strategy", "extract", "--head-epochs", "20", "--precision", "fp32", "--out", str(out),
+                 "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["report"]["report"] == str(out / "report.html") and printed["report"]["notes"] == []
+    page = (out / "report.html").read_text(encoding="utf-8")
+    for anchor in ("confusion", "mistakes", "filters", "feature-maps", "gradcam"):
+        assert f'<section id="{anchor}">' in page, anchor
+    card = json.loads((out / "model.json").read_text())
+    assert card["transform"]["mean"] is None and card["source"]["adapter"]["mean"]  # the adapter normalises
+    assert main(["export", str(out), "--format", "torchscript", "--out", str(tmp_path / "model.pt")]) == 0
+    said = capsys.readouterr()
+    assert said.err == "" and len(said.out.splitlines()) <= 3 and "checked with torch.jit" in said.out
+    import torch.jit
+
+    files = {"cnnkit.json": ""}
+    torch.jit.load(str(tmp_path / "model.pt"), _extra_files=files)
+    meta = json.loads(files["cnnkit.json"])
+    assert meta["mean"] == [0.0] and meta["std"] == [1.0]  # never null: the adapter inside does the normalising
