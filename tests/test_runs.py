@@ -240,3 +240,15 @@ def test_predict_takes_a_folder_and_predicts_every_image_in_it(photo_run: tuple[
     (tmp_path / "empty").mkdir()
     assert main(["predict", str(folder), str(tmp_path / "empty")]) == 2
     assert "a folder without image files" in capsys.readouterr().err
+
+
+def test_the_mistakes_figure_says_which_images_to_look_at(digits_run: TrainedRun) -> None:
+    mistakes = digits_run.output["evaluation"]["mistakes"]
+    run = Run.open(digits_run.folder)
+    held_out, _ = run.held_out()
+    with torch.no_grad():
+        logits = run.network()(run.card.batch_transform()(held_out.images, train=False))
+    confidence, predicted = logits.softmax(1).max(1)
+    wrong = (predicted != held_out.labels).nonzero().flatten()
+    expected = wrong[confidence[wrong].argsort(descending=True)][:24].tolist()  # the most confident first
+    assert [m["index"] for m in mistakes] == expected and all(m["file"] is None for m in mistakes)  # digits: no files

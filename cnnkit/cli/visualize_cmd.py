@@ -113,6 +113,21 @@ def _layers(args: argparse.Namespace, subject: Any) -> int:
     return 0
 
 
+UNTRAINED = "untrained (random weights)"
+
+
+def _untrained_note(subject: Any) -> list[str]:
+    """What to say under a figure of a network with random weights: it has learnt nothing, and how to get one that has."""
+    if subject.pretrained:
+        return []
+    from cnnkit import models
+
+    has_weights = subject.kind == "zoo" and models.info(subject.name).weights is not None
+    better = "--pretrained (its pretrained weights)" if has_weights else \
+        "a trained run (cnnkit train) or a zoo model with --pretrained"
+    return [f"note: {subject.name} is {UNTRAINED}: its filters and maps show no learnt features; give {better}"]
+
+
 def run(args: argparse.Namespace) -> int:
     if args.kind == "curves":
         return _curves(args)
@@ -131,18 +146,22 @@ def run(args: argparse.Namespace) -> int:
     names = subject.class_names
     if args.kind == "layers":
         return _layers(args, subject)
+    untrained = "" if subject.pretrained else UNTRAINED
     if args.kind == "filters":
-        drawn = draw_filters(subject.model, _out(args, subject.name), args.layer)
+        heading = f"Filters of {subject.name}, {UNTRAINED}: drawn at random, not learnt" if untrained else None
+        drawn = draw_filters(subject.model, _out(args, subject.name), args.layer, title=heading)
         return _report(args, drawn.as_dict(), [f"wrote {drawn.path}: {drawn.layer} ({drawn.kind}), "
-                                               f"{drawn.shape[0]} filters of {'x'.join(map(str, drawn.shape[1:]))}"])
+                                               f"{drawn.shape[0]} filters of {'x'.join(map(str, drawn.shape[1:]))}",
+                                               *_untrained_note(subject)])
     x, picture = subject.load(args.image)
-    title = f"{subject.name}{' (pretrained)' if subject.kind == 'zoo' and subject.pretrained else ''}, {Path(args.image).name}"
+    weights = " (pretrained)" if subject.kind == "zoo" and subject.pretrained else f", {untrained}" if untrained else ""
+    title = f"{subject.name}{weights}, {Path(args.image).name}"
     if args.kind == "feature-maps":
         maps = feature_maps(subject.model, x, args.layers)
         figure = draw_feature_maps(maps, picture, _out(args, subject.name), per_layer=args.channels,
                                    title=f"Feature maps: {title}")
         shapes = ", ".join(f"{row['layer']} {'x'.join(map(str, row['shape']))}" for row in figure.layers)
-        return _report(args, figure.as_dict(), [f"wrote {figure.path}: {shapes}"])
+        return _report(args, figure.as_dict(), [f"wrote {figure.path}: {shapes}", *_untrained_note(subject)])
     target = class_index(args.target_class, names) if args.target_class is not None else None
     result = gradcam(subject.model, x, target, args.layer) if args.kind == "gradcam" else saliency(subject.model, x, target)
     path = draw_attribution(result, picture, _out(args, subject.name), names, title=title)
@@ -150,4 +169,5 @@ def run(args: argparse.Namespace) -> int:
     label = f"{result.target} {names[result.target]!r}" if result.target < len(names) else str(result.target)
     where = f" at layer {result.layer} ({result.grid[0]}x{result.grid[1]})" if result.grid else ""
     return _report(args, data, [f"wrote {path}: {result.method} of class {label} (p = {result.probability:.1%}){where}, "
-                                f"peak at x={result.peak[0]}, y={result.peak[1]} of the {x.shape[3]}x{x.shape[2]} input"])
+                                f"peak at x={result.peak[0]}, y={result.peak[1]} of the {x.shape[3]}x{x.shape[2]} input",
+                                *_untrained_note(subject)])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -35,16 +36,18 @@ def confusion_figure(matrix: list[list[int]], class_names: list[str], path: Path
 
 
 def mistakes_figure(images: torch.Tensor, labels: torch.Tensor, logits: torch.Tensor, class_names: list[str],
-                    path: Path, count: int = 24) -> int:
-    """The ``count`` wrong predictions made with the highest confidence, each titled true -> predicted (p).
+                    path: Path, count: int = 24, files: Sequence[str] = (), split: str = "") -> list[int]:
+    """The ``count`` wrong predictions made with the highest confidence, each titled with where to find the image
+    (its file name, else ``#index`` in the split), true -> predicted (p), so that a mislabelled image can be found.
 
-    ``images``: ``(N, C, H, W)`` uint8. Returns how many mistakes were drawn (0: no figure written).
+    ``images``: ``(N, C, H, W)`` uint8; ``files``: one path per image, when the split came from files.
+    Returns the indices drawn, most confident first (empty: no figure written).
     """
     probabilities = logits.float().softmax(1)
     confidence, predicted = probabilities.max(1)
     wrong = (predicted != labels).nonzero().flatten()
     if len(wrong) == 0:
-        return 0
+        return []
     chosen = wrong[confidence[wrong].argsort(descending=True)][:count]
     plt = pyplot()
     columns = min(8, len(chosen))
@@ -55,8 +58,10 @@ def mistakes_figure(images: torch.Tensor, labels: torch.Tensor, logits: torch.Te
     for ax, index in zip(axes.flat, chosen.tolist(), strict=False):
         picture = images[index].permute(1, 2, 0).numpy()
         ax.imshow(picture.squeeze(-1) if picture.shape[-1] == 1 else picture, cmap="gray", vmin=0, vmax=255)
-        ax.set_title(f"{class_names[int(labels[index])]}\n-> {class_names[int(predicted[index])]} "
+        where = Path(files[index]).name if index < len(files) else f"#{index}"
+        ax.set_title(f"{where[:22]}\n{class_names[int(labels[index])]}\n-> {class_names[int(predicted[index])]} "
                      f"({confidence[index]:.0%})", fontsize=7)
-    fig.suptitle("Most confident mistakes (true -> predicted, confidence)", fontsize=9)
+    what = "file" if files else f"index in the {split} split" if split else "index"
+    fig.suptitle(f"Most confident mistakes ({what}; true -> predicted, confidence)", fontsize=9)
     save_png(fig, path)
-    return len(chosen)
+    return chosen.tolist()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,8 @@ class EvaluationResult:
     weighted: dict[str, float]
     confusion_matrix: list[list[int]]  # rows: true class, columns: predicted class
     files: dict[str, str]  # name -> path of what was written (metrics.json, figures)
+    # the images of mistakes.png, most confident first: {"index": in the split, "file": its path or None}
+    mistakes: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def confusion_normalized(self) -> list[list[float]]:
@@ -52,7 +54,7 @@ class EvaluationResult:
                            "f1": c.f1, "support": c.support} for c in self.per_class],
             "macro_avg": self.macro, "weighted_avg": self.weighted,
             "confusion_matrix": self.confusion_matrix, "confusion_matrix_normalized": self.confusion_normalized,
-            "files": self.files,
+            "files": self.files, "mistakes": self.mistakes,
         }
 
 

@@ -112,8 +112,12 @@ class Classify(Task):
             path = context.folder / "confusion_matrix.png"
             confusion_figure(result.confusion_matrix, names, path, f"{context.title}, accuracy {result.accuracy:.2%})")
             result.files["confusion_matrix"] = str(path)
-            if mistakes_figure(data.images, data.labels, logits.cpu(), names, context.folder / "mistakes.png"):
+            files = data.files or ()
+            shown = mistakes_figure(data.images, data.labels, logits.cpu(), names, context.folder / "mistakes.png",
+                                    files=files, split=context.split)
+            if shown:
                 result.files["mistakes"] = str(context.folder / "mistakes.png")
+                result.mistakes = [{"index": i, "file": files[i] if i < len(files) else None} for i in shown]
         return result
 
     def predict_files(self, model: nn.Module, prep: ImagePrep, files: Sequence[str | Path], class_names: Sequence[str],

@@ -69,6 +69,7 @@ class TrainConfig:
     device: Device = "auto"  # auto: cuda if available, else cpu
     channels_last: bool | None = None  # memory format; None: on for CUDA and for bf16 on CPUs
     compile: bool = False  # torch.compile the training step's network (compiling takes a while first)
+    threads: int | None = None  # CPU threads for PyTorch's kernels (a shared machine); None: PyTorch's default
     out: str | None = None  # run directory; None: runs/<model>-<data>-<time>
 
     def to_dict(self) -> dict[str, Any]:
@@ -96,6 +97,8 @@ class TrainConfig:
         check_field_types(self)
         positive: dict[str, int] = {"epochs": self.epochs, "batch_size": self.batch_size, "step_epochs": self.step_epochs,
                                     "eval_every": self.eval_every}
+        if self.threads is not None:
+            positive["threads"] = self.threads
         for name, value in positive.items():
             if value < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1. Received: {value}")

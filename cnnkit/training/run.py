@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -125,8 +126,22 @@ def train(config: TrainConfig | None = None, *, quiet: bool = False, callbacks: 
         raise TypeError(f"train: give a TrainConfig or keyword options, not both. Received: {sorted(options)}")
     config.validate()
     place, runtime = _start(config)
-    with distributed.process_group(place):
+    with distributed.process_group(place), _threads(config.threads):
         return _train(config, runtime, place, quiet, callbacks)
+
+
+@contextmanager
+def _threads(count: int | None) -> Iterator[None]:
+    """PyTorch's CPU threads set to ``count`` (--threads) while training, and put back after."""
+    if count is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _start(config: TrainConfig) -> tuple[Distributed, Runtime]:
@@ -219,7 +234,7 @@ def resume(run: str | Path, epochs: int | None = None, *, quiet: bool = False,
     if checkpoint["epoch"] > config.epochs or (checkpoint["epoch"] == config.epochs and checkpoint["batch"] == 0):
         raise ValueError(f"{run} has already trained {checkpoint['epoch']} epochs; give --epochs above that to continue")
     place, runtime = _start(config)
-    with distributed.process_group(place):
+    with distributed.process_group(place), _threads(config.threads):
         return _resume(opened, config, checkpoint, runtime, place, quiet, callbacks)
 
 

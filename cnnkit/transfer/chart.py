@@ -30,9 +30,9 @@ def comparison_chart(result: CompareResult, path: Path) -> None:
         for bar, value in zip(bars, values, strict=True):
             ax.annotate(fmt.format(value), (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                         ha="center", va="bottom", fontsize=8)
-    axes[1].set_yscale("log")
-    low = min(accuracy) if accuracy else 0.0
-    axes[0].set_ylim(max(0.0, low - 15), 100)
+    axes[1].set_yscale("log")  # said in the label; bars on a log axis start at 1 parameter
+    axes[0].set_ylim(0, 100)  # bars from zero: their lengths compare as the accuracies do
+    axes[2].set_ylim(bottom=0)
     if "scratch" in names:
         axes[0].axhline(accuracy[names.index("scratch")], color="#8c8c8c", linestyle="--", linewidth=1)
     fig.suptitle(f"{result.base} -> {result.data}: {result.train_size:,} training images, "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -224,3 +225,35 @@ def test_resume_refuses_to_stretch_a_finished_one_cycle_and_extends_a_constant_r
     extended = resume(tmp_path / "constant", epochs=2, quiet=True)
     straight = train(_config(table, tmp_path / "straight", epochs=2, schedule="constant"), quiet=True)
     assert [r["train_loss"] for r in extended.history] == [r["train_loss"] for r in straight.history]
+
+
+def test_a_log_hears_from_training_at_least_every_heartbeat(table: str, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from cnnkit.training import progress
+
+    monkeypatch.setattr(progress, "HEARTBEAT_S", 0.0)  # every batch is "10 s later"
+    result = train(_config(table, tmp_path / "run", epochs=2), quiet=False)
+    lines = capsys.readouterr().out.splitlines()
+    steps = len([line for line in lines if line.startswith("epoch 1/2  batch ")]) + 1  # the last batch ends the epoch
+    assert steps == -(-1437 // 64)  # 1,437 training digits in batches of 64
+    heartbeat = next(line for line in lines if line.startswith("epoch 2/2  batch 5/"))
+    assert re.fullmatch(rf"epoch 2/2  batch 5/{steps}  train loss \d\.\d{{4}} acc \d+\.\d\d% [\d,]+ img/s  about \d+ s "
+                        r"left in the epoch", heartbeat), heartbeat
+    assert [line.split("  ")[0] for line in lines if "  train loss" in line and "batch" not in line] == \
+        ["epoch 1/2", "epoch 2/2"] and result.stop_reason == ""
+    assert not any(line.startswith("epoch 3/2") for line in lines)
+
+
+def test_threads_are_set_for_the_run_and_put_back(table: str, tmp_path: Path) -> None:
+    seen: list[int] = []
+
+    class Threads(Callback):
+        def on_batch_end(self, state: TrainState) -> None:
+            seen.append(torch.get_num_threads())
+
+    before = torch.get_num_threads()
+    train(_config(table, tmp_path / "run", epochs=1, threads=1), quiet=True, callbacks=[Threads()])
+    assert set(seen) == {1} and torch.get_num_threads() == before
+    with pytest.raises(ValueError, match=r"--threads must be at least 1. Received: 0"):
+        TrainConfig.from_dict({"threads": 0})

@@ -46,7 +46,7 @@ def test_filters_feature_maps_and_gradcam_write_their_files(photo: Path, tmp_pat
     assert (tmp_path / "lenet_slides-filters.png").stat().st_size > 5000
     assert main(["visualize", "feature-maps", "lenet_slides", "--image", str(photo), "--layers", "relu1", "conv2",
                  "--channels", "4", "--out", "maps.png"]) == 0
-    assert capsys.readouterr().out == "wrote maps.png: relu1 6x28x28, conv2 16x10x10\n"
+    assert capsys.readouterr().out.splitlines()[0] == "wrote maps.png: relu1 6x28x28, conv2 16x10x10"
     assert main(["visualize", "gradcam", "lenet_slides", "--image", str(photo), "--class", "3", "--json"]) == 0
     cam = _json(capsys)
     assert (cam["class"], cam["layer"], cam["grid"]) == (3, "relu2", [10, 10])
@@ -72,3 +72,13 @@ def test_visualize_errors_are_one_line_and_name_the_fix(photo: Path, tmp_path: P
         assert main(["visualize", *args]) == 2, args
         err = capsys.readouterr().err
         assert err.startswith("cnnkit: error: ") and err.count("\n") == 1 and message in err, (args, err)
+
+
+def test_random_weights_are_called_untrained_and_the_fix_is_named(photo: Path, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["visualize", "filters", "lenet_slides", "--out", str(tmp_path / "f.png")]) == 0
+    assert ("note: lenet_slides is untrained (random weights): its filters and maps show no learnt features; give a "
+            "trained run (cnnkit train) or a zoo model with --pretrained") in capsys.readouterr().out
+    assert main(["visualize", "feature-maps", "efficientnet_lite0", "--image", str(photo), "--out",
+                 str(tmp_path / "m.png")]) == 0
+    assert "give --pretrained (its pretrained weights)" in capsys.readouterr().out
