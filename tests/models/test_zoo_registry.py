@@ -83,7 +83,7 @@ def test_common_arguments_are_checked() -> None:
         models.create("lenet5", num_classes=0)
     with pytest.raises(ValueError, match=r"`in_channels` must be a positive int\. Received: in_channels=True"):
         models.create("lenet5", in_channels=True)
-    with pytest.raises(ValueError, match=r"model 'vgg16' has no pretrained weights; models that have: efficientnet_lite0\. Received: pretrained=True"):
+    with pytest.raises(ValueError, match=r"model 'vgg16' has no pretrained weights; models that have: efficientnet_lite0, efficientnet_lite1, efficientnet_lite2\. Received: pretrained=True"):
         models.create("vgg16", pretrained=True)
 
 
