@@ -117,6 +117,7 @@ class TrainState:
     epoch: int = 0  # completed epochs
     batch: int = 0  # completed batches of the current epoch
     loss_sum: float = 0.0  # over the current epoch's completed batches
+    plain_loss_sum: float = 0.0  # the same without label smoothing (the held-out loss's footing); 0 without smoothing
     correct: float = 0  # the task's training metric summed over the epoch's images (classify: right answers)
     seen: int = 0
     elapsed: float = 0.0  # training seconds before this process started
@@ -172,6 +173,25 @@ def _evaluate(state: TrainState, evaluation: tuple[torch.Tensor, torch.Tensor], 
     return {name: value / sums[-1] for name, value in zip(names, sums[:-1], strict=True)}
 
 
+LR_POINTS = 50  # learning-rate samples recorded per epoch, for the curves
+
+
+def _lr_trace(state: TrainState) -> list[list[float]]:
+    """``[[epoch, rate], ...]``: the first group's rate at about :data:`LR_POINTS` steps of the epoch just trained,
+    the epoch as a fraction (2.5 = half-way through the third), so that warm-up and one-cycle show in the curves.
+
+    Read from the schedule's own rule (a ``LambdaLR``, as cnnkit's schedules are); [] for another scheduler.
+    """
+    scheduler = state.scheduler
+    if not isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
+        return []
+    rule, base = scheduler.lr_lambdas[0], scheduler.base_lrs[0]
+    stride = max(1, state.steps_per_epoch // LR_POINTS)
+    first = state.epoch * state.steps_per_epoch
+    return [[round(state.epoch + k / state.steps_per_epoch, 4), float(base * rule(first + k))]
+            for k in range(0, state.steps_per_epoch, stride)]
+
+
 def _call(callbacks: Iterable[Callback], event: str, *args: Any) -> None:
     for callback in callbacks:
         method = getattr(callback, event, None)
@@ -208,6 +228,7 @@ def fit(state: TrainState, train: tuple[torch.Tensor, torch.Tensor],
     _call(callbacks, "on_fit_start", state)
     # 0. nothing random reaches the input (no augmentation): normalise the training images once, not every batch
     prepared = train if transform is None else task.prepare_once(*train, transform, runtime)
+    smoothing = options.label_smoothing > 0 and task.smooths_labels
     steady = True  # False while a step or the epoch's bookkeeping is half done
     interrupts = DeferredInterrupt()  # Ctrl-C asks the loop to stop at the next batch boundary
     try:
@@ -258,6 +279,9 @@ def fit(state: TrainState, train: tuple[torch.Tensor, torch.Tensor],
                 # 6. running metrics of the epoch
                 count = y.shape[0]
                 state.loss_sum += loss_value * count
+                if smoothing:  # the loss the held-out split is scored with, so that the curves compare like with like
+                    with torch.no_grad():
+                        state.plain_loss_sum += float(task.loss(output.detach(), y, 0.0)) * count
                 state.correct += task.score(output.detach(), y)
                 state.seen += count
                 epoch_images += count
@@ -267,14 +291,17 @@ def fit(state: TrainState, train: tuple[torch.Tensor, torch.Tensor],
                 if interrupts.requested:
                     raise KeyboardInterrupt  # Ctrl-C during the step: stop here, at the batch boundary
             # 7. end of epoch: evaluate, record, hand over to the callbacks (checkpoint, log, progress)
-            loss_sum, correct, seen, images_seen = sum_across(
-                [state.loss_sum, state.correct, state.seen, epoch_images], place, runtime.device)
+            loss_sum, plain_sum, correct, seen, images_seen = sum_across(
+                [state.loss_sum, state.plain_loss_sum, state.correct, state.seen, epoch_images], place, runtime.device)
             record: dict[str, Any] = {
                 "epoch": state.epoch + 1,
                 "train_loss": loss_sum / max(seen, 1),
                 f"train_{task.metric}": correct / max(seen, 1),
                 "lr": state.optimizer.param_groups[0]["lr"],
             }
+            if smoothing:
+                record["train_loss_unsmoothed"] = plain_sum / max(seen, 1)
+            record["lr_steps"] = _lr_trace(state)
             train_seconds = time.perf_counter() - epoch_clock
             # a large held-out split can cost more than the epoch: eval_every thins it out, the last epoch always has it
             if evaluation is not None and ((state.epoch + 1) % options.eval_every == 0 or state.epoch + 1 == options.epochs):
@@ -285,6 +312,7 @@ def fit(state: TrainState, train: tuple[torch.Tensor, torch.Tensor],
             record["images_per_second"] = images_seen / max(train_seconds, 1e-9)  # training only
             steady = False
             state.epoch, state.batch, state.loss_sum, state.correct, state.seen = state.epoch + 1, 0, 0.0, 0, 0
+            state.plain_loss_sum = 0.0
             state.elapsed = record["time"]
             state.history.append(record)
             steady = True

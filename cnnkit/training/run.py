@@ -52,7 +52,7 @@ class Checkpointer(Callback):
         payload = {
             "model": state.model.state_dict(), "optimizer": state.optimizer.state_dict(),
             "scheduler": state.scheduler.state_dict(), "epoch": state.epoch, "batch": state.batch,
-            "loss_sum": state.loss_sum, "correct": state.correct, "seen": state.seen, "elapsed": state.elapsed,
+            "loss_sum": state.loss_sum, "plain_loss_sum": state.plain_loss_sum, "correct": state.correct, "seen": state.seen, "elapsed": state.elapsed,
             "history": state.history, "torch_rng": torch.get_rng_state(), "steps_per_epoch": state.steps_per_epoch,
         }
         try:  # the checkpoint last: it commits the epoch, so the weights on disk are never older than it says
@@ -250,6 +250,8 @@ def _resume(run: Run, config: TrainConfig, checkpoint: dict[str, Any], runtime: 
     # the epoch's running sums in the checkpoint are rank 0's: the other processes start theirs afresh
     for key in ("epoch", "batch", "elapsed", "history", *(("loss_sum", "correct", "seen") if place.is_main else ())):
         setattr(state, key, checkpoint[key])
+    if place.is_main:
+        state.plain_loss_sum = float(checkpoint.get("plain_loss_sum", 0.0))  # not in checkpoints before it existed
     torch.set_rng_state(checkpoint["torch_rng"])
     if place.is_main:
         run.write_config(config.to_dict())

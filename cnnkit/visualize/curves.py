@@ -49,6 +49,8 @@ def metric_panels(history: list[dict[str, Any]]) -> dict[str, list[str]]:
     for record in history:
         for key, value in record.items():
             split, _, metric = key.partition("_")
+            if metric == "loss_unsmoothed":
+                continue  # drawn in the loss panel, beside the optimised loss
             if split in SPLITS and metric and isinstance(value, int | float) and not isinstance(value, bool):
                 splits = panels.setdefault(metric, [])
                 if split not in splits:
@@ -66,11 +68,18 @@ def draw_curves(history: list[dict[str, Any]], path: str | Path, title: str = "T
         raise ValueError("the records hold no train_/val_/test_ metric and no lr to draw")
     plt = pyplot()
     fig, axes = plt.subplots(1, count, figsize=(4.2 * count, 3.4), squeeze=False)
+    smoothed = any("train_loss_unsmoothed" in record for record in history)
     for ax, (metric, splits) in zip(axes[0], panels.items(), strict=False):
         for split in splits:
-            points = [(r["epoch"], r[f"{split}_{metric}"]) for r in history if f"{split}_{metric}" in r]
+            key = "train_loss_unsmoothed" if metric == "loss" and split == "train" and smoothed else f"{split}_{metric}"
+            points = [(r["epoch"], r[key]) for r in history if key in r]
             colour, marker = _STYLE[split]
-            ax.plot(*zip(*points, strict=True), color=colour, marker=marker, markersize=4, label=split)
+            label = "train (no label smoothing, as held-out)" if key == "train_loss_unsmoothed" else split
+            ax.plot(*zip(*points, strict=True), color=colour, marker=marker, markersize=4, label=label)
+            if key == "train_loss_unsmoothed":  # what the optimiser minimised, thin: not comparable to held-out
+                optimised = [(r["epoch"], r["train_loss"]) for r in history if "train_loss" in r]
+                ax.plot(*zip(*optimised, strict=True), color=colour, linestyle=":", linewidth=1,
+                        label="train (optimised, with label smoothing)")
         if metric == "accuracy":
             ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda value, _: f"{value:.0%}"))
         ax.set_title(metric.replace("_", " "), fontsize=10)
@@ -78,9 +87,14 @@ def draw_curves(history: list[dict[str, Any]], path: str | Path, title: str = "T
         ax.legend(fontsize=8)
     if has_lr:
         ax = axes[0, -1]
-        points = [(r["epoch"], r["lr"]) for r in history if "lr" in r]
-        ax.plot(*zip(*points, strict=True), color="tab:green", marker="o", markersize=4)
-        ax.set_title("learning rate (at the end of each epoch)", fontsize=10)
+        steps = [point for r in history for point in r.get("lr_steps") or []]
+        if steps:  # per step: warm-up and one-cycle show; x = epochs trained (1.5: half-way through the second)
+            ax.plot([x for x, _ in steps], [rate for _, rate in steps], color="tab:green", linewidth=1.5)
+            ax.set_title("learning rate (every step)", fontsize=10)
+        else:
+            points = [(r["epoch"], r["lr"]) for r in history if "lr" in r]
+            ax.plot(*zip(*points, strict=True), color="tab:green", marker="o", markersize=4)
+            ax.set_title("learning rate (at the end of each epoch)", fontsize=10)
         ax.set_ylabel("learning rate")
         ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
     epochs = [r["epoch"] for r in history]

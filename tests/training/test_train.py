@@ -257,3 +257,36 @@ def test_threads_are_set_for_the_run_and_put_back(table: str, tmp_path: Path) ->
     assert set(seen) == {1} and torch.get_num_threads() == before
     with pytest.raises(ValueError, match=r"--threads must be at least 1. Received: 0"):
         TrainConfig.from_dict({"threads": 0})
+
+
+def test_curves_compare_like_with_like_and_show_the_rate_of_every_step(table: str, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from cnnkit.training.optim import lr_factor
+    from cnnkit.visualize import curves
+
+    config = _config(table, tmp_path / "run", epochs=2, label_smoothing=0.1, augment=[])
+    result = train(config, quiet=True)
+    first, last = result.history
+    # with smoothing epsilon, the optimised loss is (1 - eps) * cross-entropy + eps * the mean over classes of -log p,
+    # which is larger: the unsmoothed one, the held-out loss's own measure, is logged beside it
+    assert 0 < last["train_loss_unsmoothed"] < last["train_loss"] and first["train_loss_unsmoothed"] < first["train_loss"]
+    plain = train(_config(table, tmp_path / "plain", epochs=1, label_smoothing=0.0, augment=[]), quiet=True)
+    assert "train_loss_unsmoothed" not in plain.history[0]  # nothing to add without smoothing
+    # the learning rate of every 1/50 of an epoch, from the schedule's own rule
+    steps = -(-1437 // 64)
+    assert [x for x, _ in first["lr_steps"]] == [round(k / steps, 4) for k in range(steps)]
+    expected = [config.learning_rate * lr_factor(steps + k, config.lr_schedule(), steps) for k in range(steps)]
+    assert [rate for _, rate in last["lr_steps"]] == pytest.approx(expected)
+    drawn: dict[str, object] = {}
+
+    def keep(fig: object, path: object) -> object:
+        drawn["fig"] = fig
+        return path
+
+    monkeypatch.setattr(curves, "save_png", keep)
+    curves.draw_curves(result.history, tmp_path / "curves.png")
+    loss, _, rate = drawn["fig"].axes  # type: ignore[attr-defined]
+    labels_drawn = [line.get_label() for line in loss.get_lines()]
+    assert labels_drawn == ["train (no label smoothing, as held-out)", "train (optimised, with label smoothing)", "test"]
+    assert list(loss.get_lines()[0].get_ydata()) == [first["train_loss_unsmoothed"], last["train_loss_unsmoothed"]]
+    assert len(rate.get_lines()[0].get_xdata()) == 2 * steps and rate.get_title() == "learning rate (every step)"
