@@ -129,6 +129,8 @@ def test_the_report_shows_the_image_of_the_run_s_own_split(digits_run: TrainedRu
     assert test is not None
     truth = test.class_names[int(test.labels[sample])]
     assert html.escape(f"test image #{sample}, true class {truth!r}") in page
+    # the shared net flattens its maps into a dense layer: the Grad-CAM section says to read it with care
+    assert html.escape("Read this heat map with care: the network flattens its maps into dense layers") in page
 
 
 def test_a_card_for_another_folder_is_refused(tmp_path: Path) -> None:

@@ -137,10 +137,11 @@ def _model_sections(run: Run, report: Report, sample: int) -> list[Section]:
         result = gradcam(model, x)
         path = draw_attribution(result, picture, folder / "gradcam.png", names, title=f"{split} image #{sample}")
         cam.image(path, f"where the network found evidence for its prediction, at layer {result.layer}")
-        cam.paragraph("Grad-CAM weighs each map by its gradient averaged over the map. That fits networks that pool "
-                      "their maps globally before the classifier (ResNet, EfficientNet); when the maps are flattened "
-                      "into dense layers (LeNet-5), each position has its own weights and the average can miss them: "
-                      "read the heat map with care there.")
+        if result.caution:  # this network is one where Grad-CAM is known to mislead: say so, not in general
+            cam.note(f"Read this heat map with care: {result.caution}.")
+        else:
+            cam.paragraph("Grad-CAM weighs each map by its gradient averaged over the map, which suits this network: "
+                          "it pools its maps globally before the classifier.")
         report.figures["gradcam"] = path
     except _DRAW_ERRORS as error:
         cam.note(f"no Grad-CAM drawn: {error}")

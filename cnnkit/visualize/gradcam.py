@@ -30,6 +30,22 @@ from torch import nn
 from cnnkit.visualize.plot import pyplot, save_png, show_image
 from cnnkit.visualize.probe import check_layers, gradcam_layer, run
 
+FLATTENS = ("the network flattens its maps into dense layers, which weigh each position on its own; Grad-CAM's averaged "
+            "gradient blurs that (measured on LeNet-5: its top 20% of pixels matter no more than random ones)")
+
+
+def gradcam_caution(model: nn.Module) -> str:
+    """Why Grad-CAM may mislead on ``model`` (the module doc's measurement), or "" where it suits the network.
+
+    It suits networks that pool their maps globally before the classifier; one that flattens them (a
+    ``Flatten`` and no global pooling) gets :data:`FLATTENS`.
+    """
+    from cnnkit.layers import GlobalAvgPool2d
+
+    pools = any(isinstance(m, GlobalAvgPool2d | nn.AdaptiveAvgPool2d | nn.AdaptiveMaxPool2d) for m in model.modules())
+    flattens = any(isinstance(m, nn.Flatten) for m in model.modules())
+    return FLATTENS if flattens and not pools else ""
+
 
 @dataclass(frozen=True)
 class Attribution:
@@ -43,6 +59,7 @@ class Attribution:
     predicted_probability: float
     layer: str | None = None  # Grad-CAM: the layer whose maps were weighed
     grid: tuple[int, int] | None = None  # Grad-CAM: the map's size before resizing to the input
+    caution: str = ""  # Grad-CAM on a network where it is known to mislead: why, in one sentence
 
     @property
     def peak(self) -> tuple[int, int]:
@@ -57,7 +74,8 @@ class Attribution:
         return {"method": self.method, "class": self.target, "name": name(self.target),
                 "prob": round(self.probability, 6), "predicted": self.predicted, "predicted_name": name(self.predicted),
                 "predicted_prob": round(self.predicted_probability, 6), "layer": self.layer,
-                "grid": list(self.grid) if self.grid else None, "peak": dict(zip("xy", self.peak, strict=True))}
+                "grid": list(self.grid) if self.grid else None, "peak": dict(zip("xy", self.peak, strict=True)),
+                "caution": self.caution or None}
 
 
 def class_index(value: str | int, class_names: Sequence[str]) -> int:
@@ -125,7 +143,8 @@ def gradcam(model: nn.Module, x: torch.Tensor, target: int | None = None, layer:
     cam = F.interpolate(cam, size=x.shape[2:], mode="bilinear", align_corners=False)[0, 0]  # (H, W)
     peak = float(cam.max())
     heatmap = (cam / peak if peak > 0 else cam).float().numpy()
-    return Attribution("Grad-CAM", heatmap, chosen, float(probability), top, float(top_probability), name, grid)
+    return Attribution("Grad-CAM", heatmap, chosen, float(probability), top, float(top_probability), name, grid,
+                       gradcam_caution(model))
 
 
 def saliency(model: nn.Module, x: torch.Tensor, target: int | None = None) -> Attribution:
@@ -175,5 +194,6 @@ def draw_attribution(result: Attribution, picture: np.ndarray, path: str | Path,
     explained = f"{result.method} for class {label(result.target)}, p = {result.probability:.1%}"
     if result.predicted != result.target:
         explained += f" (the network predicts {label(result.predicted)}, p = {result.predicted_probability:.1%})"
-    fig.suptitle(f"{title}: {explained}" if title else explained, fontsize=10)
+    heading = f"{title}: {explained}" if title else explained
+    fig.suptitle(f"{heading}\n{result.caution}" if result.caution else heading, fontsize=10)
     return save_png(fig, path)

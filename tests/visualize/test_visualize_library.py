@@ -180,3 +180,16 @@ def test_curves_group_every_split_metric_and_report_bad_lines(tmp_path: Path) ->
         read_history(tmp_path)
     with pytest.raises(FileNotFoundError, match="a run that finished an epoch"):
         read_history(tmp_path / "nowhere")
+
+
+def test_grad_cam_says_where_it_is_known_to_mislead() -> None:
+    from cnnkit import models, spec
+    from cnnkit.visualize import gradcam
+    from cnnkit.visualize.gradcam import FLATTENS
+
+    torch.manual_seed(0)
+    lenet = spec.build(spec.load_shipped("lenet_slides"))  # maps flattened into dense layers
+    flat = gradcam(lenet.eval(), torch.rand(1, 3, 32, 32))
+    assert flat.caution == FLATTENS and flat.as_dict()["caution"] == FLATTENS
+    pooled = gradcam(models.create("resnet_small", num_classes=10, in_channels=3).eval(), torch.rand(1, 3, 32, 32))
+    assert pooled.caution == "" and pooled.as_dict()["caution"] is None  # global pooling: Grad-CAM is CAM there
