@@ -78,9 +78,6 @@ class Fields:
     def obj(self, key: str) -> Fields:
         return Fields(self.need(key), self.path, f"{self.prefix}{key}")
 
-    def optional_obj(self, key: str) -> Fields | None:
-        return self.obj(key) if self.has(key) else None
-
     def integer(self, key: str, low: int, high: int) -> int:
         value = self.need(key)
         if not _is_int(value) or not low <= value <= high:

@@ -64,16 +64,6 @@ class Target:
         return spec.load_shipped(self.name, input_shape) if self.shipped else spec.load(self.path or self.name,
                                                                                        input_shape)
 
-    def table_text(self) -> str:
-        """The table's text as written (kind ``table``)."""
-        from cnnkit import spec
-
-        assert self.kind == "table"
-        if self.shipped:
-            return spec.shipped_tables()[self.name]
-        assert self.path is not None
-        return self.path.read_text(encoding="utf-8")
-
 
 def _looks_like_path(text: str, path: Path) -> bool:
     return bool(path.suffix) or path.exists() or "/" in text

@@ -193,16 +193,15 @@ def test_a_base_run_whose_table_name_is_a_path_cannot_write_outside(digits_run: 
     _set("source.name", "../../../escaped")(run)
     monkeypatch.chdir(root)
     before = _snapshot(tmp_path, ())
-    assert main(["transfer", "compare", "--base", str(run), "--data", "digits", "--classes", "0-4",
-                 "--train-per-class", "10", "--strategies", "scratch", "--scratch-epochs", "1", "--out",
-                 str(out)]) == 2
+    compare = ["transfer", "compare", "--base", str(run), "--data", "digits", "--classes", "0-4",
+               "--train-per-class", "10", "--strategies", "scratch", "--scratch-epochs", "1", "--out", str(out),
+               "--precision", "fp32"]
+    assert main(compare) == 2
     assert "`source.name` must be a plain name" in capsys.readouterr().err
     assert _snapshot(tmp_path, ()) == before and not list(tmp_path.rglob("escaped*"))
     # with a plain name, the table goes into the comparison's own folder under a fixed name
     _set("source.name", "digits_net")(run)
-    assert main(["transfer", "compare", "--base", str(run), "--data", "digits", "--classes", "0-4",
-                 "--train-per-class", "10", "--strategies", "scratch", "--scratch-epochs", "1", "--out",
-                 str(out), "--precision", "fp32"]) == 0
+    assert main(compare) == 0
     capsys.readouterr()
     assert (out / "base_table.txt").read_text() == _card(run)["source"]["text"]
     outside = _snapshot(tmp_path, (out,))
