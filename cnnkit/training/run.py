@@ -232,7 +232,9 @@ def resume(run: str | Path, epochs: int | None = None, *, quiet: bool = False,
     except (ValueError, TypeError) as error:
         raise ValueError(f"{opened.folder / CONFIG}: {error}") from None
     if checkpoint["epoch"] > config.epochs or (checkpoint["epoch"] == config.epochs and checkpoint["batch"] == 0):
-        raise ValueError(f"{run} has already trained {checkpoint['epoch']} epochs; give --epochs above that to continue")
+        more = ("give --epochs above that to continue" if config.schedule not in ("onecycle", "cosine") else
+                f"its {config.schedule} schedule is complete, so train a new run with more --epochs")
+        raise ValueError(f"{run} has already trained {checkpoint['epoch']} epochs; {more}")
     place, runtime = _start(config)
     with distributed.process_group(place), _threads(config.threads):
         return _resume(opened, config, checkpoint, runtime, place, quiet, callbacks)

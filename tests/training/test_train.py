@@ -221,7 +221,12 @@ def test_resume_refuses_to_stretch_a_finished_one_cycle_and_extends_a_constant_r
     with pytest.raises(ValueError, match=r"planned for 1 epochs on a onecycle schedule.*Either finish it as planned "
                                          r"\(`cnnkit train --resume .*`\), or train a new run with --epochs 2"):
         resume(tmp_path / "cycle", epochs=2, quiet=True)
+    with pytest.raises(ValueError, match=r"has already trained 1 epochs; its onecycle schedule is complete, so train a "
+                                         r"new run with more --epochs"):
+        resume(tmp_path / "cycle", quiet=True)
     train(_config(table, tmp_path / "constant", epochs=1, schedule="constant"), quiet=True)
+    with pytest.raises(ValueError, match=r"has already trained 1 epochs; give --epochs above that to continue"):
+        resume(tmp_path / "constant", quiet=True)
     extended = resume(tmp_path / "constant", epochs=2, quiet=True)
     straight = train(_config(table, tmp_path / "straight", epochs=2, schedule="constant"), quiet=True)
     assert [r["train_loss"] for r in extended.history] == [r["train_loss"] for r in straight.history]
