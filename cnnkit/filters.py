@@ -39,7 +39,6 @@ Padding = Literal["reflect", "zeros"]
 Scale = Literal["auto", "abs", "minmax", "clip"]
 PADDINGS = ("reflect", "zeros")
 SCALES = ("auto", "abs", "minmax", "clip")
-MAX_PIXELS = 4096 * 4096  # a larger file is refused before decoding: a 16-megapixel photo is plenty to look at
 LUMA = (0.299, 0.587, 0.114)  # ITU-R 601-2, what Pillow's convert("L") uses
 
 
@@ -194,7 +193,7 @@ def filter_image(
     """Read an image file, filter it with the registered ``kernel`` and, given ``out``, write the display PNG atomically."""
     k = get_kernel(kernel)
     _choice(scale, SCALES, "scale")
-    pixels = read_image(path, "image", mode="RGB" if per_channel else "L", max_pixels=MAX_PIXELS)
+    pixels = read_image(path, "image", mode="RGB" if per_channel else "L")
     response = apply_kernel(pixels, k, per_channel=per_channel, padding=padding)
     resolved = ("abs" if k.sums_to_zero else "clip") if scale == "auto" else scale
     display = to_display(response, resolved)

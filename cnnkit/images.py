@@ -4,8 +4,12 @@ A network sees a file the way its training data was read. :class:`ImagePrep`
 records how (channels, size, the crop-or-stretch policy, the resampling
 filter and the normalisation); :func:`input_from_file` applies it:
 
-1. decode with Pillow, upright by the camera's EXIF orientation, refusing
-   decompression bombs (:func:`decode`);
+1. decode with Pillow by the one policy every command shares (:func:`open_upright`):
+   upright by the camera's EXIF orientation; deeper than 8 bits scaled, not
+   clipped, to 0-255 (16-bit grey divided by 257; float images read as
+   levels in [0, 1]); transparency dropped (the stored colour kept); more
+   pixels than ``PIL.Image.MAX_IMAGE_PIXELS`` refused from the header, before
+   decoding, as a possible decompression bomb;
 2. RGB, the centre cut to the target aspect ratio (``fit="crop"``, what
    ``folder:`` datasets do) or the whole image (``fit="stretch"``, what
    pretrained weights without a crop expect), resized to ``(H, W)``;
@@ -25,7 +29,6 @@ other ways cnnkit touches image files.
 from __future__ import annotations
 
 import io
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +43,7 @@ from cnnkit.fileio import atomic_write, check_regular
 MAX_FILE_BYTES = 512 << 20  # an image file larger than this is refused before it is read
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")  # what image folders read
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")  # what a named file may be
-GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
+GREY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 MASK_MODES = ("1", "L", "P", "I", "I;16", "I;16B", "I;16L")  # one channel of class ids (palette: its indices)
 _ORIENTATION = 0x0112  # the EXIF tag of the camera's rotation
 _RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
@@ -109,41 +112,75 @@ def crop_box(source: tuple[int, int], size: tuple[int, int]) -> tuple[float, flo
     return (left, top, left + crop_w, top + crop_h)
 
 
+def pixel_limit() -> int:
+    """The most pixels any image file may have: Pillow's decompression-bomb limit (raise
+    ``PIL.Image.MAX_IMAGE_PIXELS`` for genuine larger images), for every command alike."""
+    return Image.MAX_IMAGE_PIXELS or 1 << 62
+
+
+def _eight_bit(image: Image.Image) -> Image.Image:
+    """``image`` with 8-bit levels: 16-bit (and 32-bit integer) grey is scaled by 255/65535, float grey read as
+    [0, 1]; Pillow's own conversion would clip them instead (a dark 16-bit image would become white)."""
+    if image.mode in ("I", "F") or image.mode.startswith("I;16"):
+        levels = np.asarray(image, dtype=np.float64)
+        levels = levels * 255.0 if image.mode == "F" else levels / 257.0
+        return Image.fromarray(np.clip(np.round(levels), 0, 255).astype(np.uint8), "L")
+    return image
+
+
+def open_upright(path: Path, *, max_pixels: int | None = None,
+                 draft: tuple[int, int] | None = None) -> tuple[Image.Image, bool]:
+    """The image at ``path``, decoded by the one policy of the module doc: 8-bit ``"L"`` or ``"RGB"``, upright, and
+    whether it was stored grey. :class:`BadImage` says why a file cannot be used.
+
+    ``max_pixels`` lowers the pixel limit (:func:`pixel_limit`) for a command that shows every pixel; ``draft`` =
+    (width, height) lets a JPEG decode at a reduced scale when it is much larger than what is needed.
+    """
+    try:
+        check_regular(path, MAX_FILE_BYTES)
+    except (OSError, ValueError) as error:
+        raise BadImage(str(error).removeprefix(f"{path}: ")) from None
+    bomb = pixel_limit()
+    try:
+        with Image.open(path) as image:
+            pixels = image.width * image.height
+            # Pillow raises above twice its limit and only warns between the two; refuse those too.
+            # (Checked here, not with warnings.catch_warnings: that is process-wide and this runs in threads.)
+            if pixels > bomb:
+                raise BadImage(f"refused as a possible decompression bomb ({image.width}x{image.height} = {pixels:,} "
+                               f"pixels, more than PIL.Image.MAX_IMAGE_PIXELS = {bomb:,}); raise that limit if the "
+                               f"image is genuine")
+            if max_pixels is not None and pixels > max_pixels:
+                raise BadImage(f"is {image.height}x{image.width} pixels ({pixels:,}), more than the {max_pixels:,} "
+                               f"allowed here; crop or resize it first")
+            grey = image.mode in GREY_MODES
+            if draft is not None:
+                image.draft("RGB" if not grey else "L", draft)
+            upright = _eight_bit(ImageOps.exif_transpose(image))  # photos store their rotation in EXIF
+            decoded = upright.convert("L" if grey else "RGB")
+    except BadImage:
+        raise
+    except Image.DecompressionBombError as error:
+        raise BadImage(f"refused as a possible decompression bomb ({error}); raise PIL.Image.MAX_IMAGE_PIXELS "
+                       f"(now {Image.MAX_IMAGE_PIXELS}) if the image is genuine") from error
+    except _DECODE_ERRORS as error:
+        raise BadImage(f"cannot be decoded as an image ({type(error).__name__}: {error})") from error
+    return decoded, grey
+
+
 def decode(path: Path, size: tuple[int, int], fit: Fit = "crop",
            interpolation: str = "bilinear") -> tuple[np.ndarray, bool, tuple[int, int]]:
     """``(H, W, 3) uint8`` pixels of the image at ``path`` fitted to ``size``, whether it was stored grey, and its
     own (width, height) upright; :class:`BadImage` if it cannot be read."""
     if path.suffix.lower() not in EXTENSIONS:
         raise BadImage(f"not an image file (extensions read: {', '.join(EXTENSIONS)})")
-    try:
-        check_regular(path, MAX_FILE_BYTES)
-    except (OSError, ValueError) as error:
-        raise BadImage(str(error).removeprefix(f"{path}: ")) from None
     h, w = size
-    try:
-        with Image.open(path) as image:
-            # Pillow raises above twice MAX_IMAGE_PIXELS and only warns between the two; refuse those too.
-            # (Checked here, not with warnings.catch_warnings: that is process-wide and this runs in threads.)
-            limit = Image.MAX_IMAGE_PIXELS
-            if limit is not None and image.width * image.height > limit:
-                raise Image.DecompressionBombError(
-                    f"Image size ({image.width * image.height} pixels) exceeds limit of {limit} pixels")
-            grey = image.mode in GREY_MODES
-            # the full size, upright (EXIF orientations 5-8 turn the picture by 90 degrees), before any draft
-            upright = image.size[::-1] if image.getexif().get(_ORIENTATION, 1) in (5, 6, 7, 8) else image.size
-            image.draft("RGB", (w, h))  # JPEG: decode at a reduced scale when the image is much larger
-            # photos store their rotation in EXIF; apply it so that upright means upright
-            rgb = ImageOps.exif_transpose(image).convert("RGB")
-    except Image.DecompressionBombError as error:
-        raise BadImage(
-            f"refused as a possible decompression bomb ({error}); raise PIL.Image.MAX_IMAGE_PIXELS "
-            f"(now {Image.MAX_IMAGE_PIXELS}) if the image is genuine"
-        ) from error
-    except _DECODE_ERRORS as error:
-        raise BadImage(f"cannot be decoded as an image ({type(error).__name__}: {error})") from error
+    image, grey = open_upright(path, draft=(w, h))
+    with image:
+        rgb = image.convert("RGB")
     box = crop_box(rgb.size, size) if fit == "crop" else None
     resized = rgb.resize((w, h), _RESAMPLE[interpolation], box=box)
-    return np.array(resized, dtype=np.uint8), grey, (upright[0], upright[1])  # a writable copy
+    return np.array(resized, dtype=np.uint8), grey, rgb.size  # a writable copy
 
 
 def to_channels(images: torch.Tensor, channels: int, stored_grey: bool) -> torch.Tensor:
@@ -193,44 +230,33 @@ def is_image_path(text: str) -> bool:
     return text.strip().lower().endswith(IMAGE_SUFFIXES)
 
 
-def read_image(path: str | Path, name: str, *, mode: ImageMode = "L", max_pixels: int = 4096 * 4096) -> np.ndarray:
+def read_image(path: str | Path, name: str, *, mode: ImageMode = "L", max_pixels: int | None = None) -> np.ndarray:
     """The image at ``path`` as uint8: ``(H, W)`` grey levels 0-255 for ``mode="L"``, ``(H, W, 3)`` for ``"RGB"``.
 
-    ``mode="auto"`` keeps a grey image grey and makes any other one RGB.
-    Grey is Pillow's ITU-R 601-2 luma, ``L = 0.299 R + 0.587 G + 0.114 B``. The size is
-    checked from the header, before the pixels are decoded: more than ``max_pixels``
-    is a ``ValueError``, and so is a file that does not decode. A missing file is a
-    ``FileNotFoundError``.
+    Decoded by :func:`open_upright`, as networks read files (upright, 16-bit scaled), at full size.
+    ``mode="auto"`` keeps a grey image grey and makes any other one RGB. Grey is a grey file's own
+    levels, else ITU-R 601-2 luma ``0.299 R + 0.587 G + 0.114 B`` rounded, as datasets compute it.
+    More than ``max_pixels`` (checked from the header) or a file that does not decode is a
+    ``ValueError``; a missing file is a ``FileNotFoundError``.
     """
+    from cnnkit.data.convert import to_grayscale
+
     file = Path(path)
     received = f"Received: {name}={str(file)!r}"
     if not file.exists():
         raise FileNotFoundError(f"`{name}`: no such file. {received}")
     try:
-        check_regular(file, MAX_FILE_BYTES)
-    except ValueError as error:
-        raise ValueError(f"`{name}`: {str(error).removeprefix(f'{file}: ')}. {received}") from None
-    try:
-        with warnings.catch_warnings():
-            # Pillow only warns between its own limit and twice that; treat the warning as a refusal too
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(file) as image:
-                width, height = image.size
-                if width * height > max_pixels:
-                    raise ValueError(
-                        f"`{name}`: the image is {height}x{width} pixels ({width * height}), more than the "
-                        f"{max_pixels} allowed here; crop or resize it first. {received}"
-                    )
-                target = mode if mode != "auto" else ("L" if image.mode in GREY_MODES else "RGB")
-                pixels = np.asarray(image.convert(target), dtype=np.uint8)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise ValueError(f"`{name}`: refused as a possible decompression bomb ({error}). {received}") from error
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise ValueError(
-            f"`{name}`: cannot be decoded as an image ({type(error).__name__}: {error}); "
-            f"PNG, JPEG, BMP, GIF, TIFF and WebP are read. {received}"
-        ) from error
-    return pixels
+        image, grey = open_upright(file, max_pixels=max_pixels)
+    except BadImage as error:
+        formats = "; PNG, JPEG, BMP, GIF, TIFF and WebP are read" if "decoded" in str(error) else ""
+        raise ValueError(f"`{name}`: {error}{formats}. {received}") from None
+    with image:
+        if mode == "RGB" or (mode == "auto" and not grey):
+            return np.array(image.convert("RGB"), dtype=np.uint8)
+        if grey:
+            return np.array(image, dtype=np.uint8)
+        rgb = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)[None]
+    return to_grayscale(rgb)[0, 0].numpy()
 
 
 def read_class_ids(path: Path) -> np.ndarray:
@@ -240,7 +266,11 @@ def read_class_ids(path: Path) -> np.ndarray:
     except (OSError, ValueError) as error:
         raise BadImage(str(error).removeprefix(f"{path}: ")) from None
     try:
-        with Image.open(path) as mask:
+        with Image.open(path) as opened:
+            if opened.width * opened.height > pixel_limit():
+                raise BadImage(f"refused as a possible decompression bomb ({opened.width}x{opened.height} pixels, "
+                               f"more than PIL.Image.MAX_IMAGE_PIXELS = {pixel_limit():,})")
+            mask = ImageOps.exif_transpose(opened)  # upright, as its image is read
             if mask.mode in MASK_MODES:
                 ids = np.asarray(mask).astype(np.int64)  # palette images give their indices, "1" gives 0/1
             else:

@@ -28,7 +28,7 @@ def test_png_and_jpeg_as_grey_levels(tmp_path: Path) -> None:
 
 def test_size_limit_and_undecodable(tmp_path: Path) -> None:
     Image.fromarray(np.zeros((65, 64), dtype=np.uint8)).save(tmp_path / "big.png")
-    with pytest.raises(ValueError, match=r"`input`: the image is 65x64 pixels \(4160\), more than the 4096 allowed here; crop or resize it "
+    with pytest.raises(ValueError, match=r"`input`: is 65x64 pixels \(4,160\), more than the 4,096 allowed here; crop or resize it "
                                          r"first. Received: input='.*big.png'"):
         parse_matrix(str(tmp_path / "big.png"), "input")
     (tmp_path / "bad.png").write_bytes(b"not a png at all")
