@@ -63,16 +63,45 @@ def check_regular(path: Path, limit: int | None = None) -> None:
         raise ValueError(f"{path}: {info.st_size:,} bytes, more than the {limit:,} read here")
 
 
+def inside(folder: Path, name: str | Path) -> Path:
+    """``folder / name``, checked to be the folder's own: ``name`` is relative without ``..``, and no part of it
+    below ``folder`` is a symbolic link (``folder`` itself may be one).
+
+    A run directory can come from someone else: a link inside it (``mistakes.png -> ~/secret.txt``) would make
+    cnnkit read, and a report embed, a file from elsewhere. ``ValueError`` names the link; a missing file is
+    returned as it is (the caller says what it needed).
+    """
+    relative = Path(name)
+    if relative.is_absolute() or ".." in relative.parts:
+        raise ValueError(f"{folder / relative}: not a file of {folder} (an absolute path or one with ..)")
+    path = folder
+    for part in relative.parts:
+        path = path / part
+        if path.is_symlink():
+            raise ValueError(f"{path}: a symbolic link (to {os.readlink(path)}); cnnkit reads only the folder's own "
+                             f"files, never what a link inside it points to: replace the link by a copy of the file")
+    return path
+
+
 def write_json(path: Path, value: Any) -> None:
     """``value`` as indented JSON at ``path``, atomically."""
     atomic_write(path, (json.dumps(value, indent=2) + "\n").encode())
+
+
+def loads_json(text: str) -> Any:
+    """``json.loads``, with text nested deeper than Python's recursion limit a ``json.JSONDecodeError`` too (the
+    standard library raises ``RecursionError``, which no caller expects from a file of brackets)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise json.JSONDecodeError("nested deeper than this reader follows", text[:40], 0) from None
 
 
 def read_json(path: Path) -> Any:
     """The JSON value in ``path``; a missing or damaged file is an error naming it."""
     try:
         check_regular(path, MAX_JSON_BYTES)
-        return json.loads(path.read_text(encoding="utf-8"))
+        return loads_json(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: missing") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:

@@ -34,7 +34,7 @@ from torch import nn
 
 from cnnkit.cardcheck import Fields, check_source
 from cnnkit.data.spec import DataSpec
-from cnnkit.fileio import atomic_write, check_regular, read_json, write_json
+from cnnkit.fileio import atomic_write, check_regular, inside, read_json, write_json
 from cnnkit.images import ImagePrep, input_from_file
 
 if TYPE_CHECKING:
@@ -89,6 +89,11 @@ class ModelCard:
         shape = fields.shape("input_shape")
         names = fields.names("class_names")
         transform = fields.obj("transform").values
+        for copy in ("mean", "std"):  # written beside the transform for readers; an edit of one is not silently lost
+            if values.get(copy) is not None and values.get(copy) != transform.get(copy):
+                raise ValueError(f"{path}: `{copy}` {values[copy]!r} differs from `transform.{copy}` "
+                                 f"{transform.get(copy)!r}, which normalises the inputs; the file was edited: make "
+                                 f"them equal")
         noise = fields.text("noise", limit=100) if fields.has("noise") else None
         image = {"fit": "crop", "interpolation": "bilinear"}
         if fields.has("image"):
@@ -155,10 +160,11 @@ class Run:
         path = Path(folder)
         if not path.is_dir():
             raise FileNotFoundError(f"{path}: not a run directory (no such folder); train one with `cnnkit train`")
-        if not (path / CARD).exists():
+        card, config_file = inside(path, CARD), inside(path, CONFIG)
+        if not card.exists():
             raise FileNotFoundError(f"{path}: not a run directory of `cnnkit train` (no {CARD})")
-        config = Fields(read_json(path / CONFIG), path / CONFIG).values if (path / CONFIG).exists() else None
-        return cls(path, ModelCard.from_dict(read_json(path / CARD), path / CARD, config))
+        config = Fields(read_json(config_file), config_file).values if config_file.exists() else None
+        return cls(path, ModelCard.from_dict(read_json(card), card, config))
 
     @classmethod
     @contextmanager
@@ -196,14 +202,19 @@ class Run:
         return (Path(folder) / CARD).is_file()
 
     # ---- reading ----------------------------------------------------------------------------------------------
+    def file(self, name: str | Path) -> Path:
+        """``RUN/name``, the run's own file: a symbolic link inside the run is refused (:func:`cnnkit.fileio.inside`),
+        so every reader of a run reads only the run."""
+        return inside(self.folder, name)
+
     def config(self) -> dict[str, Any]:
         """``config.json``: the options the run was made with."""
-        return Fields(read_json(self.folder / CONFIG), self.folder / CONFIG).values
+        return Fields(read_json(self.file(CONFIG)), self.folder / CONFIG).values
 
     def network(self) -> nn.Module:
         """The trained network, in eval mode (weights from ``model.safetensors``, no pickle)."""
         model = self.fresh_network()
-        load_weights(self.folder / WEIGHTS, model)
+        load_weights(self.file(WEIGHTS), model)
         return model.eval()
 
     def fresh_network(self) -> nn.Module:
@@ -252,7 +263,7 @@ class Run:
 
     def metrics(self) -> dict[str, Any] | None:
         """``metrics.json`` (``cnnkit evaluate``'s result), or None before the run is evaluated."""
-        path = self.folder / METRICS
+        path = self.file(METRICS)
         return read_json(path) if path.is_file() else None
 
     # ---- writing ----------------------------------------------------------------------------------------------
@@ -284,7 +295,7 @@ class Run:
 
     def load_checkpoint(self) -> dict[str, Any]:
         """The checkpoint's contents, unpickled with ``weights_only=True`` (tensors and plain values only)."""
-        path = self.folder / CHECKPOINT
+        path = self.file(CHECKPOINT)
         if not path.exists():
             raise FileNotFoundError(f"{path}: no checkpoint; is {self.folder} a cnnkit run directory that finished an "
                                     f"epoch?")

@@ -6,6 +6,8 @@ nothing written outside the folders the command was given.
 
 from __future__ import annotations
 
+import base64
+import html
 import json
 import os
 import shutil
@@ -55,6 +57,26 @@ def _weights_only_checkpoint(folder: Path) -> None:
     torch.save({"model": state["model"]}, folder / "checkpoint" / "state.pt")
 
 
+def _linked_out(name: str) -> Edit:
+    """``RUN/name`` moved outside the run and replaced by a symbolic link to it: a run from someone else."""
+    def edit(folder: Path) -> None:
+        outside = folder.parent / f"outside-{Path(name).name}"
+        (folder / name).rename(outside)
+        (folder / name).symlink_to(outside)
+    return edit
+
+
+def _both(*edits: Edit) -> Edit:
+    def edit(folder: Path) -> None:
+        for each in edits:
+            each(folder)
+    return edit
+
+
+def _deep_json(folder: Path) -> None:
+    (folder / "metrics.json").write_text("[" * 100_000 + "]" * 100_000)
+
+
 # (what the tester did, the edit, the command's words after RUN, what the one line must say)
 CASES: list[tuple[str, Edit, list[str], str]] = [
     ("model.json is a list", _replace_file("model.json", "[1, 2, 3]"), ["evaluate"],
@@ -78,6 +100,18 @@ CASES: list[tuple[str, Edit, list[str], str]] = [
      "`source.text` must be text of at most 1,048,576 characters"),
     ("config.json is a list", _replace_file("config.json", "[]"), ["evaluate"],
      "config.json: the file must be a JSON object. Received: list"),
+    ("a zero std", _both(_set("std", [0]), _set("transform.std", [0])), ["predict", "DIGIT"], "every `std` must be > 0"),
+    ("a std that is not the one used", _set("std", [0]), ["predict", "DIGIT"], "`std` [0] differs from `transform.std`"),
+    ("more class names than outputs, and --top above both", _set("class_names", [str(n) for n in range(20)]),
+     ["predict", "DIGIT", "--top", "15"], "the network outputs 5 per image, but the run's task and classes need 20"),
+    ("a bogus task beside an image", _set("task", "bogus"), ["predict", "DIGIT"], "`task` must be one of"),
+    ("metrics.json nested 100,000 deep", _deep_json, ["report"], "metrics.json: not valid JSON (nested deeper than this reader follows"),
+    ("the weights a link to a file outside", _linked_out("model.safetensors"), ["evaluate"],
+     "model.safetensors: a symbolic link (to "),
+    ("the model card a link to a file outside", _linked_out("model.json"), ["predict", "DIGIT"],
+     "model.json: a symbolic link (to "),
+    ("the checkpoint a link to a file outside", _linked_out("checkpoint/state.pt"), ["train", "--resume"],
+     "state.pt: a symbolic link (to "),
     ("a checkpoint holding only weights", _weights_only_checkpoint, ["train", "--resume"],
      "not a whole cnnkit checkpoint: no 'optimizer' (a weights-only file cannot be resumed)"),
 ]
@@ -101,8 +135,11 @@ def test_a_damaged_run_is_one_line_and_writes_nothing(what: str, edit: Edit, wor
     run = tmp_path / "root" / "runs" / "hostile"
     shutil.copytree(digits_run.folder, run)
     edit(run)
+    image = tmp_path / "root" / "digit.png"
+    Image.fromarray(np.full((8, 8), 200, np.uint8)).save(image)
     monkeypatch.chdir(tmp_path / "root")
     before = _snapshot(tmp_path, ())
+    words = [str(image) if word == "DIGIT" else word for word in words]
     command = [words[0], *words[1:], str(run)] if words[0] == "train" else [words[0], str(run), *words[1:]]
     assert main(command) == 2, what
     err = capsys.readouterr().err
@@ -141,6 +178,36 @@ def test_no_command_writes_outside_the_run_and_its_out_folders(digits_run: Train
         assert main(command) == 0, command
     capsys.readouterr()
     assert _snapshot(tmp_path, (run, out)) == before
+
+
+def test_a_report_holds_nothing_from_outside_the_run(digits_run: TrainedRun, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """Links inside the run and absolute paths in metrics.json: report.html (meant to be mailed) embeds none."""
+    run = tmp_path / "run"
+    shutil.copytree(digits_run.folder, run)
+    secret_text = tmp_path / "secret.txt"
+    secret_text.write_text("the password is swordfish\n")
+    secret_png = tmp_path / "secret.png"
+    Image.fromarray(np.arange(64, dtype=np.uint8).reshape(8, 8)).save(secret_png)
+    for name, target in [("mistakes.png", secret_png), ("summary.txt", secret_text), ("metrics.jsonl", secret_text),
+                         ("gradcam.png", secret_text)]:
+        (run / name).unlink(missing_ok=True)
+        (run / name).symlink_to(target)
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics["files"]["confusion_matrix"] = str(secret_png)
+    metrics["files"]["extra"] = str(secret_png)
+    (run / "confusion_matrix.png").unlink()
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    assert main(["report", str(run)]) == 0
+    capsys.readouterr()
+    page = html.unescape((run / "report.html").read_text())
+    for secret in (secret_png.read_bytes(), secret_text.read_bytes()):
+        assert base64.b64encode(secret).decode() not in page
+    assert "swordfish" not in page
+    assert "mistakes.png is a symbolic link; only the run's own files are embedded" in page
+    assert "summary.txt is missing, a link to a file outside the run, or too large to show" in page
+    assert 'data-file="curves.png"' not in page and "metrics.jsonl: a symbolic link" in page
+    assert 'data-file="filters.png"' in page  # the run's own figures are still there
 
 
 def test_special_files_are_refused_not_read(digits_run: TrainedRun, tmp_path: Path,

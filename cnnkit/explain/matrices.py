@@ -12,7 +12,6 @@ as nested JSON lists or ``.npy``, or as a colour image (3 channels, R, G, B).
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from cnnkit.fileio import loads_json
 from cnnkit.images import is_image_path, read_image
 
 FILE_SUFFIXES = (".json", ".csv", ".npy")
@@ -39,8 +39,16 @@ def _load_file(path: Path, name: str) -> Any:
         return np.load(path, allow_pickle=False)
     text = path.read_text(encoding="utf-8")
     if suffix == ".json":
-        return json.loads(text)
+        return loads_json(text)
     return [[cell.strip() for cell in line.split(",")] for line in text.splitlines() if line.strip()]
+
+
+def _is_file(text: str) -> bool:
+    """Whether ``text`` names an existing file (text too long to be a file name is not one)."""
+    try:
+        return Path(text).is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def _rows(text: str) -> list[list[str]]:
@@ -49,7 +57,7 @@ def _rows(text: str) -> list[list[str]]:
 
 def _inline(text: str) -> Any:
     if text.lstrip().startswith("["):
-        return json.loads(text)
+        return loads_json(text)
     if "|" in text:
         return [_rows(channel) for channel in text.split("|")]
     return _rows(text)
@@ -63,7 +71,7 @@ def _read(value: str | npt.ArrayLike, name: str, image: Literal["L", "auto"]) ->
             pixels = read_image(value.strip(), name, mode=image, max_pixels=MAX_IMAGE_PIXELS)
             raw: Any = pixels if pixels.ndim == 2 else pixels.transpose(2, 0, 1)  # (H, W, 3) -> (3, H, W)
         elif isinstance(value, str):
-            is_path = value.strip().lower().endswith(FILE_SUFFIXES) or Path(value).is_file()
+            is_path = value.strip().lower().endswith(FILE_SUFFIXES) or _is_file(value)
             raw = _load_file(Path(value.strip()), name) if is_path else _inline(value)
         else:
             raw = value

@@ -64,7 +64,7 @@ def _recorded_file(folder: Path, recorded: str) -> Path | None:
     Only the run directory is read: a path in a run's files never makes the report embed a file from elsewhere.
     """
     candidate = folder / Path(recorded).name
-    return candidate if candidate.is_file() and not candidate.is_symlink() else None
+    return candidate if candidate.is_file() and not candidate.is_symlink() else None  # (a link: left out)
 
 
 def _held_out(run: Run) -> tuple[Any, str]:
@@ -177,7 +177,9 @@ def _metric_sections(folder: Path, metrics: dict[str, Any] | None, task: type[Ta
         found = _recorded_file(folder, recorded)
         target = own.get(key, more)
         if found is None:
-            target.note(f"{key}: {recorded} is listed in metrics.json but missing")
+            linked = (folder / Path(recorded).name).is_symlink()
+            target.note(f"{key}: {Path(recorded).name} is a symbolic link; only the run's own files are embedded"
+                        if linked else f"{key}: {recorded} is listed in metrics.json but missing")
         else:
             target.image(found, key.replace("_", " "))
     for key, section in own.items():
@@ -195,6 +197,7 @@ def write_report(run: str | Path, *, sample: int = 0) -> Report:
     opened = Run.open(run)
     folder, card = opened.folder, opened.card
     config = opened.config()
+    metrics = opened.metrics()  # read (and checked) before anything is drawn: a damaged file leaves the run as it was
     report = Report(folder / REPORT)
     settings = Section("configuration", "Configuration")
     settings.table(("setting", "value"), [(key, "" if value is None else str(value)) for key, value in config.items()])
@@ -210,10 +213,10 @@ def write_report(run: str | Path, *, sample: int = 0) -> Report:
     ])
     summary = Section("network", "Network")
     summary_file = folder / "summary.txt"
-    if summary_file.is_file() and summary_file.stat().st_size <= 1 << 20:  # a page, not whatever a run holds
+    if summary_file.is_file() and not summary_file.is_symlink() and summary_file.stat().st_size <= 1 << 20:
         summary.preformatted(summary_file.read_text(encoding="utf-8", errors="replace"))
     else:
-        summary.note("summary.txt is missing, or too large to show")
+        summary.note("summary.txt is missing, a link to a file outside the run, or too large to show")
     curves = Section("curves", "Training curves")
     try:
         history = read_history(folder)
@@ -223,7 +226,6 @@ def write_report(run: str | Path, *, sample: int = 0) -> Report:
         curves.note(f"no curves: {error}")
         report.notes.append(f"curves: {error}")
         history = []
-    metrics = opened.metrics()
     sections = [settings, summary, curves, *_metric_sections(folder, metrics, task_class(card.task)),
                 *_model_sections(opened, report, sample)]
     subtitle = [f"{card.name} on {card.data.name if card.data else '?'}, {len(history)} epoch(s)"

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from cnnkit.fileio import MAX_JSON_BYTES, check_regular
+from cnnkit.fileio import MAX_JSON_BYTES, check_regular, inside, loads_json
 from cnnkit.visualize.plot import pyplot, save_png
 
 SPLITS = ("train", "val", "test")
@@ -23,7 +23,7 @@ def read_history(run: str | Path) -> list[dict[str, Any]]:
     """The records of ``RUN/metrics.jsonl``, one per finished epoch (or of a ``metrics.jsonl`` path)."""
     path = Path(run)
     if path.is_dir():
-        path = path / "metrics.jsonl"
+        path = inside(path, "metrics.jsonl")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file; curves need the metrics.jsonl of a run that finished an epoch")
     check_regular(path, MAX_JSON_BYTES)
@@ -32,7 +32,7 @@ def read_history(run: str | Path) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = loads_json(line)
         except json.JSONDecodeError as error:
             raise ValueError(f"{path}:{number}: not a JSON line ({error})") from None
         if not isinstance(record, dict) or "epoch" not in record:
