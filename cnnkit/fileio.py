@@ -8,6 +8,7 @@ leaves half a file and a reader sees the old file or the new one.
 from __future__ import annotations
 
 import json
+import math
 import os
 import stat
 import tempfile
@@ -83,9 +84,25 @@ def inside(folder: Path, name: str | Path) -> Path:
     return path
 
 
+def finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite float replaced by None, in lists, tuples and dicts at any depth."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(item) for item in value]
+    return value
+
+
+def json_text(value: Any, indent: int | None = 2) -> str:
+    """``value`` as valid JSON (RFC 8259 has no NaN or Infinity: such numbers become null), for files and stdout."""
+    return json.dumps(finite(value), indent=indent, allow_nan=False)
+
+
 def write_json(path: Path, value: Any) -> None:
     """``value`` as indented JSON at ``path``, atomically."""
-    atomic_write(path, (json.dumps(value, indent=2) + "\n").encode())
+    atomic_write(path, (json_text(value) + "\n").encode())
 
 
 def loads_json(text: str) -> Any:

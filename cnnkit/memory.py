@@ -9,6 +9,7 @@ what would not fit in this machine's memory is refused with the figures.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -19,6 +20,10 @@ from torch import nn
 Shape = tuple[int, ...]
 M = TypeVar("M", bound=nn.Module)
 GIB = float(1 << 30)
+
+
+class TooLarge(ValueError):
+    """What was asked for would not fit in this machine's memory; the message gives the figures."""
 
 
 def memory_bytes() -> int:
@@ -66,12 +71,21 @@ def check_fits(model: nn.Module, input_shape: Shape, what: str) -> Shape | None:
     params = sum(p.numel() for p in model.parameters())
     need, have = stored + activations, memory_bytes()
     if need > have:
-        raise ValueError(
+        raise TooLarge(
             f"{what}: the network would need {need / GIB:,.1f} GiB ({params:,} parameters: {stored / GIB:,.1f} GiB; "
             f"one {'x'.join(map(str, input_shape))} image's activations: {activations / GIB:,.1f} GiB), more than this "
             f"machine's {have / GIB:,.1f} GiB of memory; make its layers or its input smaller"
         )
     return shape
+
+
+def check_data_fits(count: int, shape: Shape, what: str) -> None:
+    """Raise :class:`TooLarge` if ``count`` uint8 images of ``shape`` (C, H, W) would take more than half this
+    machine's memory (the other half is for the network, its batches and a resize's working copy)."""
+    need, have = count * math.prod(shape), memory_bytes()
+    if 2 * need > have:
+        raise TooLarge(f"{what}: {count:,} images of {'x'.join(map(str, shape))} would take {need / GIB:,.1f} GiB, "
+                       f"more than half this machine's {have / GIB:,.1f} GiB of memory; choose a smaller --image-size")
 
 
 def fitting(make: Callable[[], M], input_shape: Shape, what: str) -> M:

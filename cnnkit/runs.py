@@ -21,7 +21,6 @@ was read. Every file is written atomically (:mod:`cnnkit.fileio`).
 from __future__ import annotations
 
 import io
-import json
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,7 +33,7 @@ from torch import nn
 
 from cnnkit.cardcheck import Fields, check_source
 from cnnkit.data.spec import DataSpec
-from cnnkit.fileio import atomic_write, check_regular, inside, read_json, write_json
+from cnnkit.fileio import atomic_write, check_regular, inside, json_text, read_json, write_json
 from cnnkit.images import ImagePrep, input_from_file
 
 if TYPE_CHECKING:
@@ -176,9 +175,9 @@ class Run:
         nothing behind. A run that cannot be resumed (``resumable=False``:
         ``cnnkit transfer``) is removed whenever it fails.
         """
-        if folder.exists() and any(folder.iterdir()):
-            raise ValueError(f"--out {folder}: the directory exists and is not empty; choose another, or continue "
-                             f"a training run with `cnnkit train --resume {folder}`")
+        if check_out_folder(folder):
+            for path in _start_files(folder) or ():
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
         created = not folder.exists()
         folder.mkdir(parents=True, exist_ok=True)
         run = cls(folder, card)
@@ -278,7 +277,7 @@ class Run:
 
     def write_history(self, history: list[dict[str, Any]]) -> None:
         """``metrics.jsonl`` from the history: rewritten whole, so it always matches the checkpoint."""
-        atomic_write(self.folder / HISTORY, "".join(json.dumps(record) + "\n" for record in history).encode())
+        atomic_write(self.folder / HISTORY, "".join(json_text(record, None) + "\n" for record in history).encode())
 
     def write_config(self, config: dict[str, Any]) -> None:
         write_json(self.folder / CONFIG, config)
@@ -297,8 +296,8 @@ class Run:
         """The checkpoint's contents, unpickled with ``weights_only=True`` (tensors and plain values only)."""
         path = self.file(CHECKPOINT)
         if not path.exists():
-            raise FileNotFoundError(f"{path}: no checkpoint; is {self.folder} a cnnkit run directory that finished an "
-                                    f"epoch?")
+            raise FileNotFoundError(f"{path}: no checkpoint: the run stopped before its first epoch finished, so "
+                                    f"there is nothing to resume; train it again with the same --out {self.folder}")
         check_regular(path)
         try:
             payload = torch.load(path, map_location="cpu", weights_only=True)
@@ -312,6 +311,36 @@ class Run:
     def restore(self, model: nn.Module, state: dict[str, torch.Tensor]) -> None:
         """Load a checkpoint's model state into ``model``; another network's is an error naming the keys."""
         load_state(model, state, self.folder / CHECKPOINT)
+
+
+def _start_files(folder: Path) -> list[Path] | None:
+    """The files of a run killed before its first checkpoint (the card, config and summary written at its start,
+    and temporary files of a write cut short), or None if ``folder`` holds anything else."""
+    if not (folder / CARD).is_file() or (folder / CHECKPOINT).exists():
+        return None
+    found = []
+    for entry in folder.iterdir():
+        temporary = entry.name.startswith(".") and entry.name.endswith(".tmp")
+        if entry.is_symlink():
+            return None
+        if (entry.is_dir() and entry.name == CHECKPOINT.parent.name and all(
+                inner.name.endswith(".tmp") and inner.is_file() for inner in entry.iterdir())) or (entry.is_file() and (entry.name in (CARD, CONFIG, SUMMARY, HISTORY) or temporary)):
+            found.append(entry)
+        else:
+            return None
+    return found
+
+
+def check_out_folder(folder: Path) -> str | None:
+    """Refuse ``folder`` as a new run's ``--out`` unless it is missing, empty, or a run killed before its first
+    checkpoint (which ``--resume`` cannot continue); for that last one, the line that says it will be replaced."""
+    if not folder.exists() or not any(folder.iterdir()):
+        return None
+    if _start_files(folder) is not None:
+        return (f"{folder} holds a run stopped before its first checkpoint (nothing to resume): starting it again "
+                f"there")
+    raise ValueError(f"--out {folder}: the directory exists and is not empty; choose another, or continue a "
+                     f"training run with `cnnkit train --resume {folder}`")
 
 
 CHECKPOINT_FIELDS: dict[str, type | tuple[type, ...]] = {
@@ -349,6 +378,14 @@ def check_checkpoint(payload: dict[str, Any], path: Path) -> None:
                          f"{done} batches are complete; resume from an earlier checkpoint or train again")
 
 
+def first_non_finite(state: dict[str, torch.Tensor]) -> str | None:
+    """The name of the first floating-point tensor of ``state`` holding NaN or infinity, or None."""
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            return name
+    return None
+
+
 def save_weights(path: Path, model: nn.Module) -> None:
     """``model``'s state as a safetensors file, atomically."""
     from safetensors.torch import save as save_safetensors
@@ -368,6 +405,10 @@ def load_weights(path: Path, model: nn.Module) -> None:
         raise FileNotFoundError(f"{path}: no such weight file") from None
     except Exception as error:  # safetensors raises its own error types for damaged headers
         raise ValueError(f"{path}: not a readable safetensors file ({error})") from None
+    bad = first_non_finite(state)
+    if bad is not None:
+        raise ValueError(f"{path}: the weights hold NaN or infinity ({bad}): the training diverged; train again with "
+                         f"a smaller --lr or --clip-grad-norm 1.0")
     load_state(model, state, path)
 
 

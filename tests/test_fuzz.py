@@ -118,3 +118,48 @@ def test_model_card_fields_are_checked(field: str, value: Any) -> None:
         ModelCard.from_dict(json.loads(json.dumps(card, allow_nan=True)), path)
     except ValueError as error:
         assert str(path) in str(error)
+
+
+def _image_bytes() -> list[bytes]:
+    """Real files of every kind the decoder takes: 8-bit grey, 16-bit grey, palette, RGBA, JPEG, BMP, WebP."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.arange(96, dtype=np.uint8).reshape(8, 12)
+    images = [("PNG", Image.fromarray(pixels)), ("PNG", Image.fromarray(pixels.astype(np.uint16) * 250)),
+              ("PNG", Image.fromarray(pixels).convert("P")), ("PNG", Image.fromarray(pixels).convert("RGBA")),
+              ("JPEG", Image.fromarray(pixels).convert("RGB")), ("BMP", Image.fromarray(pixels)),
+              ("WEBP", Image.fromarray(pixels).convert("RGB"))]
+    encoded = []
+    for kind, image in images:
+        buffer = io.BytesIO()
+        image.save(buffer, format=kind)
+        encoded.append(buffer.getvalue())
+    return encoded
+
+
+IMAGES = _image_bytes()
+
+
+@FUZZ
+@given(st.integers(0, len(IMAGES) - 1), st.integers(0, 400), st.binary(min_size=1, max_size=8),
+       st.sampled_from(["cut", "overwrite"]))
+def test_damaged_image_files_are_read_or_refused(tmp_path_factory: pytest.TempPathFactory, which: int, at: int,
+                                                 junk: bytes, how: str) -> None:
+    """A real image file cut short or with bytes overwritten: every reader gives pixels or an error naming it."""
+    from cnnkit.images import ImagePrep, read_image, read_pixels
+
+    data = IMAGES[which]
+    at = at % len(data)
+    damaged = data[:at] if how == "cut" else data[:at] + junk + data[at + len(junk):]
+    path = tmp_path_factory.mktemp("img") / "damaged.png"
+    path.write_bytes(damaged)
+    for read in (lambda: read_pixels(path, ImagePrep((1, 6, 6))), lambda: read_image(path, "image")):
+        try:
+            pixels = read()
+        except (OSError, ValueError) as error:
+            assert "damaged.png" in str(error)
+            continue
+        assert tuple(pixels.shape)[-2:] in ((6, 6), (8, 12))

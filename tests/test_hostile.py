@@ -273,3 +273,42 @@ def test_a_base_run_whose_table_name_is_a_path_cannot_write_outside(digits_run: 
     assert (out / "base_table.txt").read_text() == _card(run)["source"]["text"]
     outside = _snapshot(tmp_path, (out,))
     assert {k for k in outside if k not in before} == set()
+
+
+def test_class_names_that_look_like_math_are_drawn_as_written(tmp_path: Path, digits_net: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """``x$^{$`` as a class folder: matplotlib's math-text parser failed on it, so the run could never be evaluated."""
+    rng = np.random.default_rng(0)
+    names = ("a$b", "x$^{$")
+    for index, name in enumerate(names):
+        (tmp_path / "photos" / name).mkdir(parents=True)
+        for n in range(10):
+            pixels = rng.integers(0, 90, (8, 8)) + 160 * index
+            Image.fromarray(pixels.astype(np.uint8)).save(tmp_path / "photos" / name / f"{n}.png")
+    table = digits_net.read_text().replace("dense 5", "dense 2")
+    digits_net.write_text(table)
+    run = tmp_path / "run"
+    assert main(["train", "--model", str(digits_net), "--data", f"folder:{tmp_path / 'photos'}", "--image-size", "8",
+                 "--grayscale", "--val-split", "0.4", "--epochs", "1", "--out", str(run), "--json"]) == 0
+    capsys.readouterr()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert [row["name"] for row in metrics["per_class"]] == list(names)
+    assert {"confusion_matrix", "mistakes"} <= set(metrics["files"]) and (run / "report.html").is_file()
+
+
+@pytest.mark.parametrize(("words", "message"), [
+    (["--model", "lenet5", "--image-size", "100000"], "--image-size must be from 1 to 8192 pixels. Received: 100000"),
+    (["--model", "lenet5", "--image-size", "8000"],
+     "at image size 8000x8000: 359 images of 1x8000x8000 would take 21.4 GiB, more than half this machine's"),
+    (["--model", "fastnet", "--image-size", "28", "--model-options", "width=99999"],
+     "--model fastnet: the network would need 22,130.9 GiB"),
+])
+def test_flags_asking_for_terabytes_are_one_line(words: list[str], message: str, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """Each ended in an allocator traceback; the width one was also misread as a wrong input size."""
+    monkeypatch.setenv("CNNKIT_MEMORY_LIMIT", str(24 << 30))
+    assert main(["train", "--data", "digits", *words, "--epochs", "1", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and "Resize them" not in err, err
+    assert not (tmp_path / "run").exists()

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import TYPE_CHECKING, Any
 
 from cnnkit.evaluation.dense import ReconstructionResult, SegmentationResult
 from cnnkit.evaluation.metrics import EvaluationResult
+from cnnkit.fileio import json_text
 
 if TYPE_CHECKING:
     from cnnkit.tasks import Result
@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         report = write_report(args.run)
     if args.json:
         # metrics.json, plus where the report went (metrics.json itself does not list it: the report reads it)
-        print(json.dumps({**result.as_dict(), **({"report": str(report.path)} if report else {})}, indent=2))
+        print(json_text({**result.as_dict(), **({"report": str(report.path)} if report else {})}))
         return 0
     print_evaluation(result)
     for path in result.files.values():

@@ -18,9 +18,10 @@ A thin layer over :mod:`cnnkit.explain`.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 from typing import Any, Literal
+
+from cnnkit.fileio import json_text
 
 MATRIX_HELP = 'a matrix: inline "3 0 1; 1 5 8", JSON "[[3,0,1],[1,5,8]]", a .json/.csv/.npy file, or an image (grey levels)'
 VOLUME_HELP = (MATRIX_HELP + '; or C x H x W channels: inline "1 2; 3 4 | 5 6; 7 8", nested JSON, .npy, a colour image (R, G, B)')
@@ -186,15 +187,15 @@ def run(args: argparse.Namespace) -> int:
 
     if args.what not in ("example", "examples"):
         result = _calculate(args)
-        print(json.dumps(result.to_dict(), indent=2) if args.json else explain.render_any(result))
+        print(json_text(result.to_dict()) if args.json else explain.render_any(result))
         return 0
     if args.what == "example":
         one = explain.explain_example(args.name)
-        print(json.dumps(one.to_dict(), indent=2) if args.json else explain.render_example(one))
+        print(json_text(one.to_dict()) if args.json else explain.render_example(one))
         return 0 if one.ok else 1
     results = explain.explain_examples()
     if args.json:
-        print(json.dumps({"ok": all(r.ok for r in results), "examples": [r.to_dict() for r in results]}, indent=2))
+        print(json_text({"ok": all(r.ok for r in results), "examples": [r.to_dict() for r in results]}))
     else:
         print(explain.render_examples(results))
     return 0 if all(r.ok for r in results) else 1

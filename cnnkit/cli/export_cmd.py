@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
+
+from cnnkit.fileio import json_text
 
 
 def add_parser(subparsers: Any, name: str, help_text: str) -> None:
@@ -36,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
 
     result = export(args.run, args.format, args.out, check=args.check, tolerance=args.tolerance, dynamo=args.dynamo)
     if args.json:
-        print(json.dumps(result.as_dict(), indent=2))
+        print(json_text(result.as_dict()))
         return 0
     print(f"wrote {result.path} ({result.format}, {result.size_bytes / 1e6:.2f} MB, input (N, "
           f"{', '.join(map(str, result.input_shape))}))")

@@ -10,8 +10,9 @@ A thin layer over :func:`cnnkit.filters.filter_image`.
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
+
+from cnnkit.fileio import json_text
 
 
 def add_parser(subparsers: Any, name: str, help_text: str) -> argparse.ArgumentParser:
@@ -44,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     if args.list:
         rows = filters.kernel_table()
         if args.json:
-            print(json.dumps(rows, indent=2))
+            print(json_text(rows))
         else:
             width = max(len(row["name"]) for row in rows)
             for row in rows:
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
                                   scale=args.scale)
     data = result.to_dict()
     if args.json:
-        print(json.dumps(data, indent=2))
+        print(json_text(data))
         return 0
     r = data["response"]
     print(f"{result.kernel.name} ({result.kernel.description}) on {result.input}, {result.size[0]}x{result.size[1]}, "

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
+
+from cnnkit.fileio import json_text
 
 
 def add_parser(subparsers: Any, name: str, help_text: str) -> None:
@@ -40,7 +41,7 @@ def model_rows() -> list[dict[str, Any]]:
 def run(args: argparse.Namespace) -> int:
     rows = model_rows()
     if args.json:
-        print(json.dumps({"models": rows}, indent=2))
+        print(json_text({"models": rows}))
         return 0
     from rich.console import Console
     from rich.table import Table

@@ -4,9 +4,10 @@ or, for a segment, reconstruct or denoise run, the masks and images its network 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
+
+from cnnkit.fileio import json_text
 
 
 def add_parser(subparsers: Any, name: str, help_text: str) -> None:
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     assert all(isinstance(r, ImagePrediction) for r in results)
     failed = [r for r in results if r.error is not None]
     if args.json:
-        print(json.dumps({"predictions": [r.as_dict() for r in results]}, indent=2))
+        print(json_text({"predictions": [r.as_dict() for r in results]}))
     else:
         from rich.console import Console
         from rich.table import Table
@@ -86,7 +87,7 @@ def _print_outputs(args: argparse.Namespace, results: list[Any]) -> int:
     """A segment, reconstruct or denoise run wrote its output images: say where they went."""
     failed = [r for r in results if r.error is not None]
     if args.json:
-        print(json.dumps({"predictions": [r.as_dict() for r in results]}, indent=2))
+        print(json_text({"predictions": [r.as_dict() for r in results]}))
     else:
         for result in results:
             if result.error is not None:

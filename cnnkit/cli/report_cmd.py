@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
+
+from cnnkit.fileio import json_text
 
 
 def add_parser(subparsers: Any, name: str, help_text: str) -> None:
@@ -35,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
 
     report = write_report(args.run, sample=args.sample)
     if args.json:
-        print(json.dumps(report.as_dict(), indent=2))
+        print(json_text(report.as_dict()))
     else:
         print_report(report)
     return 0

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
+
+from cnnkit.fileio import json_text
 
 
 def add_parser(subparsers: Any, name: str, help_text: str) -> None:
@@ -71,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     model, shape, title = resolve(args.target, input_shape)
     result = summary(model, shape, depth=args.depth, name=title)
     if args.json:
-        print(json.dumps(result.as_dict(), indent=2))
+        print(json_text(result.as_dict()))
     elif args.plain or not sys.stdout.isatty():
         print(result.to_text(), end="")
     else:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import inspect
-import json
 import re
 import types
 import typing
 from typing import Any
 
+from cnnkit.fileio import json_text
 from cnnkit.training.config import TrainConfig
 
 
@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         report = write_report(result.run_dir)
         output["report"] = report.as_dict()
     if args.json:
-        print(json.dumps(output, indent=2))
+        print(json_text(output))
     else:
         print(f"run directory: {result.run_dir}")
         for name in ("metrics.jsonl", "model.safetensors", "summary.txt"):

@@ -8,12 +8,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import inspect
-import json
 import re
 import typing
 from typing import Any
 
 from cnnkit.cli.train_cmd import _flag_kwargs
+from cnnkit.fileio import json_text
 from cnnkit.transfer.config import TransferConfig
 
 
@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     output = result.as_dict()
     if args.dry_run:
         if args.json:
-            print(json.dumps({k: v for k, v in output.items() if k != "history"}, indent=2))
+            print(json_text({k: v for k, v in output.items() if k != "history"}))
             return 0
         from cnnkit.summarize import summary
 
@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         output["report"] = write_report(result.run_dir).as_dict()
     if args.json:
         output.pop("audit")
-        print(json.dumps(output, indent=2))
+        print(json_text(output))
     else:
         accuracy = "-" if result.accuracy is None else f"{result.accuracy:.2%}"
         print(f"{result.strategy}: {result.eval_split} accuracy {accuracy}, {result.trainable_params:,} trainable "
@@ -139,7 +139,7 @@ def _compare(args: argparse.Namespace, values: dict[str, Any]) -> int:
     result = compare(config, out=out, strategies=args.strategies, scratch_model=args.scratch_model,
                      scratch_epochs=args.scratch_epochs, quiet=args.json)
     if args.json:
-        print(json.dumps(result.as_dict(), indent=2))
+        print(json_text(result.as_dict()))
     else:
         print()
         print(result.to_text())

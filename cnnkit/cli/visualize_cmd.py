@@ -7,9 +7,10 @@ figure, print where it went (or, with ``--json``, what was drawn).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
+
+from cnnkit.fileio import json_text
 
 KINDS = {
     "filters": "the learnt filters of a convolution layer (default: the first)",
@@ -71,7 +72,7 @@ def _out(args: argparse.Namespace, name: str) -> Path:
 
 def _report(args: argparse.Namespace, data: dict[str, Any], lines: list[str]) -> int:
     if args.json:
-        print(json.dumps(data, indent=2))
+        print(json_text(data))
     else:
         print("\n".join(lines))
     return 0
@@ -103,7 +104,7 @@ def _layers(args: argparse.Namespace, subject: Any) -> int:
     if args.json:
         rows = [{"name": c.name, "kind": c.kind, "output_shape": list(c.output_shape) if c.output_shape else None,
                  "maps": c.spatial, "default_for": defaults.get(c.name, "")} for c in calls]
-        print(json.dumps({"layers": rows}, indent=2))
+        print(json_text({"layers": rows}))
         return 0
     width = max((len(c.name) for c in calls), default=5)
     print(f"{'layer'.ljust(width)}  {'type':<18} {'output':<14} default for")

@@ -20,10 +20,13 @@ _LUMA = (0.299, 0.587, 0.114)
 
 def image_size_pair(image_size: int | tuple[int, int], argument: str = "image_size") -> tuple[int, int]:
     """``(H, W)`` from an int (square) or a pair; a ValueError naming ``argument`` for anything else."""
+    from cnnkit.cardcheck import MAX_SIDE
+
     pair = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-    if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in pair):
+    if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_SIDE for v in pair):
         raise ValueError(
-            f"`{argument}` must be a positive int or a pair (height, width) of positive ints. Received: {argument}={image_size!r}"
+            f"`{argument}` must be an int from 1 to {MAX_SIDE} or a pair (height, width) of them. Received: "
+            f"{argument}={image_size!r}"
         )
     return (pair[0], pair[1])
 
@@ -62,7 +65,12 @@ def conform(ds: ImageDataset, image_size: tuple[int, int] | None, grayscale: boo
     ``None`` keeps the dataset's own size or channels. Resizing is for datasets
     without boxes or masks (those are drawn at the asked size by their generator).
     """
+    from cnnkit.memory import check_data_fits
+
     images = ds.images
+    size = image_size if image_size is not None else tuple(images.shape[-2:])
+    channels = 3 if grayscale is False else 1 if grayscale is True else images.shape[1]
+    check_data_fits(images.shape[0], (channels, *size), f"dataset {ds.name!r} at image size {size[0]}x{size[1]}")
     if grayscale is True:
         images = to_grayscale(images)
     if image_size is not None and tuple(images.shape[-2:]) != image_size:

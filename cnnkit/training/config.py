@@ -10,6 +10,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from cnnkit.cardcheck import MAX_SIDE
 from cnnkit.training.recipes import recipe_options
 
 if typing.TYPE_CHECKING:
@@ -120,6 +121,8 @@ class TrainConfig:
                 raise ValueError(f"--augment: unknown augmentation {name!r}; choose from {', '.join(AUGMENTATIONS)}")
         if self.train_per_class is not None and self.train_per_class < 1:
             raise ValueError(f"--train-per-class must be at least 1. Received: {self.train_per_class}")
+        if self.image_size is not None and not 1 <= self.image_size <= MAX_SIDE:
+            raise ValueError(f"--image-size must be from 1 to {MAX_SIDE} pixels. Received: {self.image_size}")
         if self.recipe is not None:
             recipe_options(self.recipe)  # an unknown name is an error that lists the known ones
             if self.task != "classify":

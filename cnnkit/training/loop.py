@@ -67,7 +67,19 @@ class DeferredInterrupt:
 
 
 class TrainingDiverged(ValueError):
-    """The loss became NaN or infinite; the message says where and what to try."""
+    """The loss or the weights became NaN or infinite; the message says where and what to try."""
+
+
+def _weights_diverged(state: TrainState) -> str | None:
+    """Why training must stop if a weight of ``state.model`` is NaN or infinite, else None."""
+    from cnnkit.runs import first_non_finite
+
+    bad = first_non_finite(state.model.state_dict())
+    if bad is None:
+        return None
+    lr = state.optimizer.param_groups[0]["lr"]
+    return (f"the weights became NaN or infinite during epoch {state.epoch + 1} ({bad}; the loss was finite, an "
+            f"update overflowed; learning rate {lr:.3g}). Try a smaller --lr or --clip-grad-norm 1.0.")
 
 
 @dataclass(frozen=True)
@@ -264,8 +276,7 @@ def fit(state: TrainState, train: tuple[torch.Tensor, torch.Tensor],
                     lr = state.optimizer.param_groups[0]["lr"]
                     raise TrainingDiverged(
                         f"the training loss became {loss_value} at epoch {state.epoch + 1}, batch {state.batch + 1} "
-                        f"(learning rate {lr:.3g}). The weights of the last finite step are kept. Try a smaller "
-                        f"--lr, --clip-grad-norm 1.0, or --precision fp32."
+                        f"(learning rate {lr:.3g}). Try a smaller --lr, --clip-grad-norm 1.0, or --precision fp32."
                     )
                 # 5. backward, optional clipping, optimizer step, schedule step
                 state.optimizer.zero_grad(set_to_none=True)
@@ -290,7 +301,13 @@ def fit(state: TrainState, train: tuple[torch.Tensor, torch.Tensor],
                 _call(callbacks, "on_batch_end", state)
                 if interrupts.requested:
                     raise KeyboardInterrupt  # Ctrl-C during the step: stop here, at the batch boundary
-            # 7. end of epoch: evaluate, record, hand over to the callbacks (checkpoint, log, progress)
+            # 7. end of epoch: evaluate, record, hand over to the callbacks (checkpoint, log, progress); a finite
+            #    loss can still come with an update that overflowed the weights: nothing non-finite is ever recorded
+            diverged = _weights_diverged(state)
+            if diverged is not None:
+                state.stop_reason = "diverged"
+                _call(callbacks, "on_interrupt", state)
+                raise TrainingDiverged(diverged)
             loss_sum, plain_sum, correct, seen, images_seen = sum_across(
                 [state.loss_sum, state.plain_loss_sum, state.correct, state.seen, epoch_images], place, runtime.device)
             record: dict[str, Any] = {

@@ -14,14 +14,14 @@ import torch
 
 from cnnkit import network
 from cnnkit.data import BatchTransform, ImageDataset, channel_stats
-from cnnkit.memory import build_checked
-from cnnkit.runs import CONFIG, SUMMARY, ModelCard, Run
+from cnnkit.memory import TooLarge, build_checked
+from cnnkit.runs import CONFIG, SUMMARY, ModelCard, Run, check_out_folder
 from cnnkit.runtime import Runtime, choose
 from cnnkit.tasks import Task, make_task
 from cnnkit.training import distributed
 from cnnkit.training.config import TrainConfig
 from cnnkit.training.distributed import SINGLE, Distributed
-from cnnkit.training.loop import Callback, TrainState, fit, steps_per_epoch
+from cnnkit.training.loop import Callback, TrainingDiverged, TrainState, fit, steps_per_epoch
 from cnnkit.training.optim import make_optimizer, make_scheduler
 from cnnkit.training.progress import Reporter
 
@@ -165,6 +165,8 @@ def _build(source: dict[str, Any], shape: tuple[int, int, int], config: TrainCon
     """The run's network for the data's images; a zoo model too small or too large for them says what to do."""
     try:
         return build_checked(source, shape, f"--model {config.model}")
+    except TooLarge:
+        raise
     except ValueError as error:
         if source.get("kind") != "zoo":
             raise
@@ -193,9 +195,9 @@ def _train(config: TrainConfig, runtime: Runtime, place: Distributed, quiet: boo
     folder = Path(config.out) if config.out else Path(distributed.broadcast_text(str(_default_run_dir(config)), place))
     card = ModelCard(config.task, source, shape, train_set.class_names, transform.to_dict(), spec, config.noise,
                      eval_split=splits.eval_split or "", skipped_files=tuple(splits.skipped))
-    if folder.exists() and any(folder.iterdir()):
-        raise ValueError(f"--out {folder}: the directory exists and is not empty; choose another, or continue it "
-                         f"with `cnnkit train --resume {folder}`")
+    leftover = check_out_folder(folder)
+    if leftover and not quiet:
+        print(leftover)
     distributed.barrier(place)  # every process has checked the folder before rank 0 fills it
     if not place.is_main:  # the other processes train alongside rank 0 and write nothing
         state = new_state(model, config, runtime, len(train_set), place)
@@ -282,9 +284,16 @@ def _fit(run: Run, state: TrainState, train_set: ImageDataset, evaluation: Image
             print(f"left out {len(skipped)} file(s) that are not readable images: {'; '.join(skipped[:3])}"
                   f"{' ...' if len(skipped) > 3 else ''}")
     saved = state.epoch if state.history else None  # a resumed run has its checkpoint
-    own: list[Callback] = [Checkpointer(run, saved), reporter] if state.place.is_main else []
-    fit(state, train_data, eval_data, card.batch_transform(), task, eval_split=card.eval_split or "test",
-        callbacks=[*own, *callbacks])
+    checkpointer = Checkpointer(run, saved)
+    own: list[Callback] = [checkpointer, reporter] if state.place.is_main else []
+    try:
+        fit(state, train_data, eval_data, card.batch_transform(), task, eval_split=card.eval_split or "test",
+            callbacks=[*own, *callbacks])
+    except TrainingDiverged as error:  # say what is on disk now, not what might be
+        kept = (f"The run keeps its checkpoint and weights of epoch {checkpointer.saved_epoch}, the last finite "
+                f"ones (`cnnkit evaluate {run.folder}` uses them)." if checkpointer.saved_epoch is not None
+                else f"No epoch had finished, so nothing is kept (what the run wrote in {run.folder} is removed).")
+        raise TrainingDiverged(f"{error} {kept}") from None
     return TrainResult(run.folder, state.history, state.runtime.describe(), state.stop_reason, state.model)
 
 

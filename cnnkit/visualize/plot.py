@@ -14,10 +14,15 @@ DPI = 110
 
 
 def pyplot() -> Any:
-    """``matplotlib.pyplot`` on the Agg backend: files only, so it works on servers, CI and in threads."""
+    """``matplotlib.pyplot`` on the Agg backend: files only, so it works on servers, CI and in threads.
+
+    Text is drawn as written: class names and file names are the user's (``a$b``, ``x_$^{``), and matplotlib's
+    math-text parser would fail on them, so it is off; no figure of cnnkit uses math text.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
+    matplotlib.rcParams["text.parse_math"] = False
     import matplotlib.pyplot as plt
 
     return plt

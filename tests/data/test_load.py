@@ -52,7 +52,7 @@ def test_resize_and_channels() -> None:
     [
         ({"name": "digits", "num_samples": 10}, ValueError, r"`num_samples` sets how many images a synthetic dataset draws"),
         ({"name": "digits", "seed": -1}, ValueError, r"`seed` must be a non-negative int"),
-        ({"name": "digits", "image_size": 0}, ValueError, r"`image_size` must be a positive int or a pair"),
+        ({"name": "digits", "image_size": 0}, ValueError, r"`image_size` must be an int from 1 to 8192 or a pair"),
         ({"name": 3}, TypeError, r"`name` must be a dataset name"),
     ],
 )
