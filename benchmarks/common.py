@@ -43,10 +43,20 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_flags() -> str:
+    """The CPU features that decide cnnkit's defaults: native bf16 (AVX512-BF16, AMX) or neither."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return "unknown"
+    found = [name for name in ("avx512_bf16", "amx_bf16", "avx512f", "avx2") if name in flags]
+    return " ".join(found) or "none of avx2, avx512f, avx512_bf16, amx_bf16"
+
+
 def machine() -> dict[str, Any]:
     """CPU, GPU, cores, threads, clock, versions and the load average, for the record."""
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {"cpu": cpu_name(), "gpu": gpu, "cores": os.cpu_count(), "threads": torch.get_num_threads(),
+    return {"cpu": cpu_name(), "cpu_flags": cpu_flags(), "gpu": gpu, "cores": os.cpu_count(), "threads": torch.get_num_threads(),
             "clock": "cpu" if CLOCK is time.process_time else "wall",
             "torch": torch.__version__, "python": platform.python_version(),
             "load_average": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None}
@@ -79,7 +89,7 @@ def record(benchmark: str, headline: str, result: dict[str, Any], doc: Path | No
     doc.parent.mkdir(parents=True, exist_ok=True)
     if not doc.exists():
         doc.write_text(HEADER)
-    hardware = info["cpu"] + (f" / {info['gpu']}" if info["gpu"] else "")
+    hardware = f"{info['cpu']} ({info['cpu_flags']})" + (f" / {info['gpu']}" if info["gpu"] else "")
     clock = ", CPU time" if info["clock"] == "cpu" else ""
     row = (f"| {datetime.date.today().isoformat()} | {benchmark} | {headline} | {hardware} | {info['cores']} "
            f"({info['threads']}{clock}) | {info['torch']} | {info['load_average']} |\n")

@@ -1,5 +1,5 @@
 """``python -m cnnkit``: the same as the ``cnnkit`` command."""
 
-from cnnkit.cli import main
+from cnnkit.cli import entry
 
-raise SystemExit(main())
+entry()

@@ -46,6 +46,7 @@ WEIGHTS = "model.safetensors"
 HISTORY = "metrics.jsonl"
 METRICS = "metrics.json"
 SUMMARY = "summary.txt"
+TIMINGS = "timings.json"  # where a command's time went (cnnkit.timing)
 CHECKPOINT = Path("checkpoint") / "state.pt"
 
 

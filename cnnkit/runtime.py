@@ -67,8 +67,10 @@ def choose(device: str = "auto", precision: str = "auto", channels_last: bool | 
         raise ValueError("--precision fp16 needs --device cuda; on a CPU use bf16 or fp32.")
     if precision == "bf16" and dev.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise ValueError("--precision bf16: this GPU has no bf16; use fp16 or auto.")
-    # oneDNN's bf16 convolutions work in NHWC; training step speed-ups measured here: fastnet 1.6x, vgg_small 1.5x,
-    # resnet_small 1.3x, mobilenet_v1 1.1x, lenet5 1.1x (efficientnet_lite0 0.9x: pass --no-channels-last there)
-    auto_layout = dev.type == "cuda" or precision == "bf16"
+    # oneDNN's convolutions work in NHWC; training step speed-ups measured here: bf16 (Xeon with AVX512-BF16)
+    # fastnet 1.6x, vgg_small 1.5x, resnet_small 1.3x, mobilenet_v1 1.1x, lenet5 1.1x (efficientnet_lite0 0.9x:
+    # pass --no-channels-last there); fp32 (2-core AMD EPYC without bf16), batch 32 / 128: lenet5 1.50x / 1.50x,
+    # fastnet 1.34x / 1.24x, vgg_small 1.13x / 1.61x, resnet_small 1.02x / 1.34x (docs/benchmarks.md)
+    auto_layout = True
     layout = auto_layout if channels_last is None else channels_last
     return Runtime(dev, precision, layout, reason)

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
+
+# tests read a run's figures right after `cnnkit train`: draw them before it returns (tests/report/
+# test_background.py covers the default, a background process)
+os.environ["CNNKIT_WAIT"] = "1"
 
 # conv, BatchNorm, pooling and a dense head: every kind of layer export, the report and the readers handle
 DIGITS_NET = """\

@@ -10,7 +10,8 @@ import types
 import typing
 from typing import Any
 
-from cnnkit.fileio import json_text
+from cnnkit.fileio import json_text, write_json
+from cnnkit.timing import PHASES, phase
 from cnnkit.training.config import TrainConfig
 
 
@@ -67,6 +68,11 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> None:
     parser.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
                         help="write the run's report.html when training ends (default: yes)")
     parser.add_argument("--json", action="store_true", default=False, help="print the result as JSON")
+    parser.add_argument("--wait", action=argparse.BooleanOptionalAction, default=None,
+                        help="draw the figures and the report before returning (default: in a background process "
+                             "once the metrics are written, unless CNNKIT_WAIT=1)")
+    parser.add_argument("--verbose", action="store_true", default=False,
+                        help="print where the time went, per phase (always written to RUN/timings.json)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -88,24 +94,41 @@ def run(args: argparse.Namespace) -> int:
     if result.stop_reason:
         print(f"stopped ({result.stop_reason}); continue with: cnnkit train --resume {result.run_dir}")
         return 130 if result.stop_reason == "interrupted" else 1
-    if args.evaluate and result.history and any(k.startswith(("test_", "val_")) for k in result.final):
+    from cnnkit.report.background import start, wait_wanted
+
+    wait = wait_wanted(args.wait)
+    evaluated = bool(args.evaluate and result.history and any(k.startswith(("test_", "val_")) for k in result.final))
+    if evaluated:
         from cnnkit.evaluation import evaluate
 
-        evaluation = evaluate(result.run_dir)
+        with phase("evaluation"):
+            evaluation = evaluate(result.run_dir, figures=wait)
         output["evaluation"] = evaluation.as_dict()
         if not args.json:
             from cnnkit.cli.evaluate_cmd import print_evaluation
 
             print_evaluation(evaluation)
     report = None
-    if args.report:
+    if wait and args.report:
         from cnnkit.report import write_report
 
-        report = write_report(result.run_dir)
+        with phase("report"):
+            report = write_report(result.run_dir)
         output["report"] = report.as_dict()
+    elif not wait and (evaluated or args.report):
+        pid = start(result.run_dir, evaluate=evaluated, report=args.report)
+        output["background"] = {"pid": pid, "log": str(result.run_dir / "figures.log"),
+                                "report": str(result.run_dir / "report.html") if args.report else None}
+    from cnnkit.runs import TIMINGS
+
+    timings = PHASES.as_dict()
+    write_json(result.run_dir / TIMINGS, timings)
+    output["timings"] = timings
     if args.json:
         print(json_text(output))
     else:
+        if args.verbose:
+            print("where the time went (wall clock):", *PHASES.lines(), sep="\n")
         print(f"run directory: {result.run_dir}")
         for name in ("metrics.jsonl", "model.safetensors", "summary.txt"):
             print(f"  {result.run_dir / name}")
@@ -115,4 +138,9 @@ def run(args: argparse.Namespace) -> int:
             from cnnkit.cli.report_cmd import print_report
 
             print_report(report)
+        if "background" in output:
+            drawn = "figures and report.html" if args.report else "figures"
+            print(f"{drawn}: being drawn in the background (process {output['background']['pid']}), in "
+                  f"{result.run_dir} within seconds; `cnnkit report {result.run_dir}` draws the report now, "
+                  f"`--wait` waits for them")
     return 0

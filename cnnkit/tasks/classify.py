@@ -16,6 +16,7 @@ from cnnkit.images import ImagePrep, input_from_file
 from cnnkit.runtime import Runtime
 from cnnkit.tasks.base import EvalContext, Prediction, Shape, Task, layout
 from cnnkit.tasks.outputs import ClassScore, ImagePrediction
+from cnnkit.timing import phase
 
 
 def evaluate_batches(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, transform: BatchTransform | None,
@@ -109,12 +110,14 @@ class Classify(Task):
         names = context.class_names
         result = classification_metrics(logits.cpu(), data.labels, names, context.split)
         if context.folder is not None:
-            path = context.folder / "confusion_matrix.png"
-            confusion_figure(result.confusion_matrix, names, path, f"{context.title}, accuracy {result.accuracy:.2%})")
-            result.files["confusion_matrix"] = str(path)
-            files = data.files or ()
-            shown = mistakes_figure(data.images, data.labels, logits.cpu(), names, context.folder / "mistakes.png",
-                                    files=files, split=context.split)
+            with phase("figures"):
+                path = context.folder / "confusion_matrix.png"
+                confusion_figure(result.confusion_matrix, names, path,
+                                 f"{context.title}, accuracy {result.accuracy:.2%})")
+                result.files["confusion_matrix"] = str(path)
+                files = data.files or ()
+                shown = mistakes_figure(data.images, data.labels, logits.cpu(), names,
+                                        context.folder / "mistakes.png", files=files, split=context.split)
             if shown:
                 result.files["mistakes"] = str(context.folder / "mistakes.png")
                 result.mistakes = [{"index": i, "file": files[i] if i < len(files) else None} for i in shown]

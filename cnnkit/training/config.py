@@ -44,7 +44,7 @@ class TrainConfig:
     noise: str | None = None  # the corruption of --task denoise: gaussian:STD or saltpepper:FRACTION (denoise: gaussian:0.3)
     data_dir: str | None = None  # where the dataset files are (else $CNNKIT_DATA, then system paths)
     epochs: int = 3  # passes over the training set (segment: 8)
-    batch_size: int = 32  # images per optimizer step (the global batch: torchrun's processes split it; segment: 16)
+    batch_size: int = 128  # images per optimizer step (the global batch: torchrun's processes split it; segment: 16)
     optimizer: Optimizer = "adam"
     lr: float | None = None  # peak learning rate; None: DEFAULT_LR for the optimizer
     momentum: float = 0.9  # SGD and RMSprop
@@ -68,7 +68,7 @@ class TrainConfig:
     seed: int = 0  # shuffling, augmentation, dropout and initial weights
     precision: Precision = "auto"  # auto: bf16 where the hardware has it, else fp32 (fp16 + scaler on old GPUs)
     device: Device = "auto"  # auto: cuda if available, else cpu
-    channels_last: bool | None = None  # memory format; None: on for CUDA and for bf16 on CPUs
+    channels_last: bool | None = None  # memory format; None: on (NHWC is faster on CPUs and GPUs alike)
     compile: bool = False  # torch.compile the training step's network (compiling takes a while first)
     threads: int | None = None  # CPU threads for PyTorch's kernels (a shared machine); None: PyTorch's default
     out: str | None = None  # run directory; None: runs/<model>-<data>-<time>

@@ -18,6 +18,7 @@ from cnnkit.memory import TooLarge, build_checked
 from cnnkit.runs import CONFIG, SUMMARY, ModelCard, Run, check_out_folder
 from cnnkit.runtime import Runtime, choose
 from cnnkit.tasks import Task, make_task
+from cnnkit.timing import phase
 from cnnkit.training import distributed
 from cnnkit.training.config import TrainConfig
 from cnnkit.training.distributed import SINGLE, Distributed
@@ -183,14 +184,16 @@ def _train(config: TrainConfig, runtime: Runtime, place: Distributed, quiet: boo
            callbacks: Sequence[Callback]) -> TrainResult:
     task = make_task(config.task, config.noise, tta=config.tta)
     spec = config.data_spec()
-    splits = spec.load()
-    train_set = splits.train
-    task.targets(train_set)  # a dataset without what the task learns fails here, before the run directory exists
+    with phase("data"):
+        splits = spec.load()
+        train_set = splits.train
+        task.targets(train_set)  # a dataset without what the task learns fails here, before the run exists
+        mean, std = channel_stats(train_set.images) if task.normalises else (None, None)
     shape = train_set.input_shape
-    source = network.describe(config.model, shape, train_set.num_classes, task, config.model_options)
-    torch.manual_seed(config.seed)
-    model = _to_device(_build(source, shape, config), runtime)
-    mean, std = channel_stats(train_set.images) if task.normalises else (None, None)
+    with phase("network"):
+        source = network.describe(config.model, shape, train_set.num_classes, task, config.model_options)
+        torch.manual_seed(config.seed)
+        model = _to_device(_build(source, shape, config), runtime)
     transform = _transform(config, mean, std)
     folder = Path(config.out) if config.out else Path(distributed.broadcast_text(str(_default_run_dir(config)), place))
     card = ModelCard(config.task, source, shape, train_set.class_names, transform.to_dict(), spec, config.noise,
@@ -205,8 +208,10 @@ def _train(config: TrainConfig, runtime: Runtime, place: Distributed, quiet: boo
     with Run.create(folder, card, config.to_dict()) as run:
         from cnnkit.summarize import summary
 
-        run.write_text(SUMMARY, summary(model, shape, name=card.name).to_text())
-        state = new_state(model, config, runtime, len(train_set), place)
+        with phase("summary"):
+            run.write_text(SUMMARY, summary(model, shape, name=card.name).to_text())
+        with phase("optimizer"):  # mostly PyTorch importing torch._dynamo, which every torch.optim object does
+            state = new_state(model, config, runtime, len(train_set), place)
         return _fit(run, state, train_set, splits.evaluation, task, config, quiet, callbacks)
 
 
@@ -278,7 +283,8 @@ def _fit(run: Run, state: TrainState, train_set: ImageDataset, evaluation: Image
     card = run.card
     if not quiet:
         print(f"training {card.name} on {config.data}: {len(train_data[1]):,} images, "
-              f"{task.describe(len(card.class_names))}, {state.runtime.describe()} -> {run.folder}")
+              f"{task.describe(len(card.class_names))}, {state.runtime.describe()}, batch {config.batch_size}, "
+              f"{config.optimizer} at {config.learning_rate:g} ({config.schedule}) -> {run.folder}")
         skipped = card.skipped_files
         if skipped:
             print(f"left out {len(skipped)} file(s) that are not readable images: {'; '.join(skipped[:3])}"
@@ -287,8 +293,9 @@ def _fit(run: Run, state: TrainState, train_set: ImageDataset, evaluation: Image
     checkpointer = Checkpointer(run, saved)
     own: list[Callback] = [checkpointer, reporter] if state.place.is_main else []
     try:
-        fit(state, train_data, eval_data, card.batch_transform(), task, eval_split=card.eval_split or "test",
-            callbacks=[*own, *callbacks])
+        with phase("training"):
+            fit(state, train_data, eval_data, card.batch_transform(), task, eval_split=card.eval_split or "test",
+                callbacks=[*own, *callbacks])
     except TrainingDiverged as error:  # say what is on disk now, not what might be
         kept = (f"The run keeps its checkpoint and weights of epoch {checkpointer.saved_epoch}, the last finite "
                 f"ones (`cnnkit evaluate {run.folder}` uses them)." if checkpointer.saved_epoch is not None
