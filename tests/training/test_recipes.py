@@ -72,7 +72,7 @@ def test_fast_recipe_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 def test_fast_defaults_layout_and_fused_optimizer() -> None:
     """bf16 runs default to channels-last (oneDNN's native layout) and optimizers to the fused step."""
-    assert choose("cpu", "bf16", None).channels_last and not choose("cpu", "fp32", None).channels_last
+    assert choose("cpu", "bf16", None).channels_last and choose("cpu", "fp32", None).channels_last  # measured faster
     assert not choose("cpu", "bf16", False).channels_last and choose("cpu", "fp32", True).channels_last
     model = torch.nn.Linear(3, 2)
     for name in ("sgd", "adam", "adamw", "adagrad"):
