@@ -8,9 +8,12 @@ Tests that change a run copy it first (``shutil.copytree``).
 
 from __future__ import annotations
 
+import atexit
 import io
 import json
 import os
+import shutil
+import tempfile
 from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -20,6 +23,9 @@ import pytest
 # tests read a run's figures right after `cnnkit train`: draw them before it returns (tests/report/
 # test_background.py covers the default, a background process)
 os.environ["CNNKIT_WAIT"] = "1"
+# decompressed dataset files go to this session's own cache, not the user's ~/.cache
+os.environ["CNNKIT_CACHE"] = tempfile.mkdtemp(prefix="cnnkit-test-cache-")
+atexit.register(shutil.rmtree, os.environ["CNNKIT_CACHE"], ignore_errors=True)
 
 # conv, BatchNorm, pooling and a dense head: every kind of layer export, the report and the readers handle
 DIGITS_NET = """\

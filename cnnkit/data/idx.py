@@ -10,18 +10,28 @@ dimension, then the values, row-major::
 so images carry the magic number ``0x00000803`` and labels ``0x00000801``. The
 whole file is read in one call and viewed with ``numpy.frombuffer``: Fashion-MNIST's
 training images (26 MB gzip, 47 MB raw) load in a fraction of a second.
+
+A gzipped file is decompressed once: the raw bytes are kept in a cache folder
+(``$CNNKIT_CACHE``, else ``$XDG_CACHE_HOME/cnnkit``, else ``~/.cache/cnnkit``;
+``CNNKIT_CACHE=off`` keeps nothing), named by the file's path, size and
+modification time, so a changed file is decompressed again. Every run of
+``cnnkit train`` on Fashion-MNIST saves the 0.3-0.4 s of gunzip (twice: training
+and evaluation). A cached copy whose size does not match its header is ignored.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import hashlib
+import os
 import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from cnnkit.fileio import check_regular
+from cnnkit.fileio import atomic_write, check_regular
 
 # the type byte of the magic number -> numpy dtype (big-endian, as the format stores them)
 _DTYPES: dict[int, np.dtype] = {
@@ -46,13 +56,61 @@ def _read_bytes(path: Path) -> bytes:
         raise FileNotFoundError(f"IDX file {str(path)!r} does not exist. Received: path={str(path)!r}") from None
     if not raw.startswith(_GZIP_SIGNATURE):
         return raw
+    cached = _cache_path(path)
+    if cached is not None:
+        kept = _read_cached(cached)
+        if kept is not None:
+            return kept
     try:
-        return gzip.decompress(raw)
+        data = gzip.decompress(raw)
     except (EOFError, OSError, zlib.error) as error:
         raise ValueError(
             f"IDX file {str(path)!r} is a damaged gzip file ({error}); download or copy it again. "
             f"Received: {len(raw)} compressed bytes"
         ) from error
+    if cached is not None:
+        with contextlib.suppress(OSError):  # a read-only or full home: the cache is only a shortcut
+            atomic_write(cached, data)
+    return data
+
+
+def cache_folder() -> Path | None:
+    """Where decompressed IDX files are kept (module doc), or None when ``CNNKIT_CACHE=off``."""
+    chosen = os.environ.get("CNNKIT_CACHE", "").strip()
+    if chosen.lower() in ("off", "0", "no", "false"):
+        return None
+    if chosen:
+        return Path(chosen)
+    base = os.environ.get("XDG_CACHE_HOME", "").strip()
+    return (Path(base) if base else Path.home() / ".cache") / "cnnkit"
+
+
+def _cache_path(path: Path) -> Path | None:
+    folder = cache_folder()
+    if folder is None:
+        return None
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    key = hashlib.sha256(f"{path.resolve()}\0{info.st_size}\0{info.st_mtime_ns}".encode()).hexdigest()[:24]
+    return folder / "idx" / f"{path.name.removesuffix('.gz')}.{key}.raw"
+
+
+def _read_cached(cached: Path) -> bytes | None:
+    """The cached raw bytes, if the file is there, regular and as long as its own header says; else None."""
+    try:
+        check_regular(cached)
+        data = cached.read_bytes()
+    except (OSError, ValueError):
+        return None
+    if len(data) < 4 or data[2] not in _DTYPES:
+        return None
+    ndim, itemsize = data[3], _DTYPES[data[2]].itemsize
+    if len(data) < 4 + 4 * ndim:
+        return None
+    shape = np.frombuffer(data, dtype=">u4", count=ndim, offset=4)
+    return data if len(data) == 4 + 4 * ndim + int(np.prod(shape, dtype=np.int64)) * itemsize else None
 
 
 def read_idx(path: str | Path) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import struct
 from pathlib import Path
 
@@ -93,3 +94,24 @@ def test_label_out_of_range_names_file_label_and_index(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"nothing-here' does not exist"):
         read_idx(tmp_path / "nothing-here")
+
+
+def test_a_gzipped_file_is_decompressed_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The raw bytes are cached by path, size and time; a changed file or a damaged copy is decompressed again."""
+    monkeypatch.setenv("CNNKIT_CACHE", str(tmp_path / "cache"))
+    images = torch.arange(2 * 3 * 4, dtype=torch.uint8).reshape(2, 3, 4)
+    path = tmp_path / "images.idx.gz"
+    path.write_bytes(gzip.compress(idx_bytes(images.numpy())))
+    assert torch.equal(read_idx_images(path)[:, 0], images)
+    (kept,) = (tmp_path / "cache" / "idx").iterdir()
+    assert kept.read_bytes() == idx_bytes(images.numpy())
+    kept.write_bytes(kept.read_bytes()[:-3])  # a damaged copy: ignored, written again
+    assert torch.equal(read_idx_images(path)[:, 0], images)
+    assert kept.read_bytes() == idx_bytes(images.numpy())
+    changed = images.flip(0).contiguous()
+    path.write_bytes(gzip.compress(idx_bytes(changed.numpy())))
+    os.utime(path, ns=(1, 1))  # another time, another key: the new content is read
+    assert torch.equal(read_idx_images(path)[:, 0], changed)
+    monkeypatch.setenv("CNNKIT_CACHE", "off")
+    assert torch.equal(read_idx_images(path)[:, 0], changed)
+    assert len(list((tmp_path / "cache" / "idx").iterdir())) == 2
