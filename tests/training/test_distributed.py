@@ -43,7 +43,7 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path: Pa
     table.write_text(TABLE)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "cnnkit",
-               "train", *_options(table, tmp_path / "ddp"), "--no-evaluate", "--no-report"]
+               "train", *_options(table, tmp_path / "ddp"), "--no-report"]
     done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert done.stdout.count("run directory:") == 1, done.stdout  # only rank 0 reports
@@ -66,7 +66,12 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path: Pa
     for name, tensor in one_weights.items():
         torch.testing.assert_close(ddp_weights[name], tensor, rtol=1e-4, atol=1e-5, msg=name)
     assert single.history[-1]["test_accuracy"] > 0.5  # it learned something: agreement of two broken runs proves nothing
-    command_only = {"timings.json"}  # the command's time per phase; the Python API writes none
+    # rank 0's evaluation of the whole test split says what the shared in-loop evaluation said
+    final = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
+    assert final["accuracy"] == round(ddp_history[-1]["test_accuracy"], 4)
+    assert final["loss"] == pytest.approx(ddp_history[-1]["test_loss"], abs=1e-4)
+    # what the command writes beside the run; the Python API evaluates nothing and times nothing
+    command_only = {"timings.json", "metrics.json", "confusion_matrix.png", "mistakes.png"}
     assert sorted(p.name for p in (tmp_path / "ddp").iterdir() if p.name not in command_only) == \
         sorted(p.name for p in single.run_dir.iterdir())
 
