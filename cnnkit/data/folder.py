@@ -28,6 +28,7 @@ from PIL import Image
 
 from cnnkit.data.dataset import DataSplits, ImageDataset
 from cnnkit.images import EXTENSIONS, BadImage, decode, to_channels
+from cnnkit.progress import Ticker
 
 DEFAULT_SIZE = (64, 64)
 _SPLIT_NAMES = ("train", "val", "test")
@@ -101,9 +102,13 @@ def _read_tree(root: Path, class_names: tuple[str, ...] | None, size: tuple[int,
 
     # Pillow releases the GIL while decoding and resizing, so threads decode in parallel. decode refuses
     # oversized images itself; Pillow's warning for them is silenced once here, outside the threads.
-    with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+    with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool, \
+            Ticker(f"decoding image folder {root}", len(jobs), "images") as ticker:
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        results = list(pool.map(read, jobs))
+        results = []
+        for result in pool.map(read, jobs):
+            results.append(result)
+            ticker.advance()
     tree = _Tree([], [], [], [f"{path}: not an image file" for path in others], True, names)
     for (path, label), result in zip(jobs, results, strict=True):
         if isinstance(result, str):

@@ -13,6 +13,7 @@ from cnnkit.data import BatchTransform, ImageDataset, batches
 from cnnkit.evaluation.figures import confusion_figure, mistakes_figure
 from cnnkit.evaluation.metrics import EvaluationResult, classification_metrics
 from cnnkit.images import ImagePrep, input_from_file
+from cnnkit.progress import Ticker
 from cnnkit.runtime import Runtime
 from cnnkit.tasks.base import EvalContext, Prediction, Shape, Task, layout
 from cnnkit.tasks.outputs import ClassScore, ImagePrediction
@@ -29,11 +30,13 @@ def evaluate_batches(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
     was_training = model.training
     model.eval()
     outputs = []
-    with torch.no_grad(), runtime.autocast():
+    with torch.no_grad(), runtime.autocast(), Ticker("evaluating", images.shape[0], "images") as ticker:
         for x, _ in batches((images, labels), batch_size):
+            count = x.shape[0]
             x = layout(x if transform is None else transform(x, train=False), runtime)
             logits = model(x).float()
             outputs.append(0.5 * (logits + model(x.flip(-1)).float()) if tta else logits)
+            ticker.advance(count)
     model.train(was_training)
     logits = torch.cat(outputs)
     loss = F.cross_entropy(logits, labels).item()
