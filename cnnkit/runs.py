@@ -319,17 +319,17 @@ def _start_files(folder: Path) -> list[Path] | None:
     and temporary files of a write cut short), or None if ``folder`` holds anything else."""
     if not (folder / CARD).is_file() or (folder / CHECKPOINT).exists():
         return None
-    found = []
-    for entry in folder.iterdir():
-        temporary = entry.name.startswith(".") and entry.name.endswith(".tmp")
+    def written_at_start(entry: Path) -> bool:
         if entry.is_symlink():
-            return None
-        if (entry.is_dir() and entry.name == CHECKPOINT.parent.name and all(
-                inner.name.endswith(".tmp") and inner.is_file() for inner in entry.iterdir())) or (entry.is_file() and (entry.name in (CARD, CONFIG, SUMMARY, HISTORY) or temporary)):
-            found.append(entry)
-        else:
-            return None
-    return found
+            return False
+        if entry.is_dir():  # checkpoint/ holding only the temporary file of a first checkpoint cut short
+            return entry.name == CHECKPOINT.parent.name and all(
+                inner.name.endswith(".tmp") and inner.is_file() for inner in entry.iterdir())
+        temporary = entry.name.startswith(".") and entry.name.endswith(".tmp")
+        return entry.is_file() and (entry.name in (CARD, CONFIG, SUMMARY, HISTORY) or temporary)
+
+    found = list(folder.iterdir())
+    return found if all(written_at_start(entry) for entry in found) else None
 
 
 def check_out_folder(folder: Path) -> str | None:
