@@ -65,6 +65,7 @@ class TrainConfig:
     classes: list[str] = field(default_factory=list)  # keep only these classes (names, indices, ranges like 5-9), relabelled 0..
     train_per_class: int | None = None  # keep this many training images per class (a seeded, stratified draw)
     eval_every: int = 1  # evaluate on the held-out split every this many epochs, and after the last
+    early_stop: int | None = None  # stop once the validation score has not improved for this many evaluations; model.safetensors keeps the best epoch (needs --val-split)
     seed: int = 0  # shuffling, augmentation, dropout and initial weights
     precision: Precision = "auto"  # auto: bf16 where the hardware has it, else fp32 (fp16 + scaler on old GPUs)
     device: Device = "auto"  # auto: cuda if available, else cpu
@@ -121,6 +122,12 @@ class TrainConfig:
                 raise ValueError(f"--augment: unknown augmentation {name!r}; choose from {', '.join(AUGMENTATIONS)}")
         if self.train_per_class is not None and self.train_per_class < 1:
             raise ValueError(f"--train-per-class must be at least 1. Received: {self.train_per_class}")
+        if self.early_stop is not None and self.early_stop < 1:
+            raise ValueError(f"--early-stop must be at least 1 (evaluations without improvement). Received: "
+                             f"{self.early_stop}")
+        if self.early_stop is not None and self.val_split <= 0:
+            raise ValueError("--early-stop watches a validation split: add --val-split (e.g. 0.1); stopping on the "
+                             "test split would pick the epoch by the test score, which then no longer measures it")
         if self.image_size is not None and not 1 <= self.image_size <= MAX_SIDE:
             raise ValueError(f"--image-size must be from 1 to {MAX_SIDE} pixels. Received: {self.image_size}")
         if self.recipe is not None:

@@ -135,6 +135,7 @@ class TrainState:
     elapsed: float = 0.0  # training seconds before this process started
     history: list[dict[str, Any]] = field(default_factory=list)
     stop_reason: str = ""
+    stop_requested: bool = False  # a callback asks the loop to end after this epoch, as if it were the last
     torn: bool = False  # interrupted in the middle of a step: the state must not be saved as a checkpoint
     place: Distributed = SINGLE  # this process's rank among torchrun's processes
     engine: nn.Module | None = None  # what training steps call (DDP and/or torch.compile of model); None: model
@@ -336,6 +337,8 @@ def fit(state: TrainState, train: tuple[torch.Tensor, torch.Tensor],
             _call(callbacks, "on_epoch_end", state, record)
             if interrupts.requested:
                 raise KeyboardInterrupt
+            if state.stop_requested:  # e.g. early stopping: the run ends here, normally
+                break
     except KeyboardInterrupt:
         state.elapsed = time.perf_counter() - started
         state.stop_reason = "interrupted"

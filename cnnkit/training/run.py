@@ -22,6 +22,7 @@ from cnnkit.timing import phase
 from cnnkit.training import distributed
 from cnnkit.training.config import TrainConfig
 from cnnkit.training.distributed import SINGLE, Distributed
+from cnnkit.training.early_stop import EarlyStopping
 from cnnkit.training.loop import Callback, TrainingDiverged, TrainState, fit, steps_per_epoch
 from cnnkit.training.optim import make_optimizer, make_scheduler
 from cnnkit.training.progress import Reporter
@@ -291,7 +292,11 @@ def _fit(run: Run, state: TrainState, train_set: ImageDataset, evaluation: Image
                   f"{' ...' if len(skipped) > 3 else ''}")
     saved = state.epoch if state.history else None  # a resumed run has its checkpoint
     checkpointer = Checkpointer(run, saved)
-    own: list[Callback] = [checkpointer, reporter] if state.place.is_main else []
+    # early stopping first: it notes the best epoch in the record before the checkpointer writes it; every process
+    # runs it (the records agree across processes), so all of them stop after the same epoch
+    early = EarlyStopping(f"{card.eval_split or 'test'}_{task.metric}", config.early_stop) if config.early_stop \
+        else None
+    own: list[Callback] = [*([early] if early else []), *([checkpointer, reporter] if state.place.is_main else [])]
     try:
         with phase("training"):
             fit(state, train_data, eval_data, card.batch_transform(), task, eval_split=card.eval_split or "test",
@@ -301,6 +306,11 @@ def _fit(run: Run, state: TrainState, train_set: ImageDataset, evaluation: Image
                 f"ones (`cnnkit evaluate {run.folder}` uses them)." if checkpointer.saved_epoch is not None
                 else f"No epoch had finished, so nothing is kept (what the run wrote in {run.folder} is removed).")
         raise TrainingDiverged(f"{error} {kept}") from None
+    if early is not None and early.best_state is not None and state.place.is_main:
+        run.save_weights(state.model)  # the best epoch's weights, restored by early stopping at the end
+        if not quiet and early.stopped_at is not None:
+            print(f"stopped early after epoch {early.stopped_at}: no better {early.key} for {early.patience} "
+                  f"evaluation(s); model.safetensors holds epoch {early.best_epoch} ({early.key} {early.best:.4g})")
     return TrainResult(run.folder, state.history, state.runtime.describe(), state.stop_reason, state.model)
 
 
