@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "filter": ("cnnkit.cli.filter_cmd", "apply a classic kernel (Sobel, Laplacian, blur ...) to an image"),
     "visualize": ("cnnkit.cli.visualize_cmd", "what a CNN sees: filters, feature maps, Grad-CAM, saliency, curves"),
     "report": ("cnnkit.cli.report_cmd", "write a run's report.html: config, summary, curves, metrics, figures"),
+    "lr-find": ("cnnkit.cli.lr_find_cmd", "learning-rate range test: the loss as the rate grows, and a rate to train with"),
     "transfer": ("cnnkit.cli.transfer_cmd", "reuse a pretrained network (extract, freeze:K, finetune); compare with scratch"),
 }
 

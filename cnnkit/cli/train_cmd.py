@@ -39,6 +39,19 @@ def _flag_kwargs(name: str, hint: Any) -> dict[str, Any]:
     return {"type": hint, "metavar": name.upper()}
 
 
+def add_config_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+    """A flag for every :class:`TrainConfig` field (but ``skip``), its help the field's comment."""
+    comments = _field_comments()
+    hints = typing.get_type_hints(TrainConfig)
+    for field in dataclasses.fields(TrainConfig):
+        if field.name in skip:
+            continue
+        default = field.default if field.default_factory is dataclasses.MISSING else field.default_factory()
+        help_text = f"{comments.get(field.name, '')} (default: {default})".strip()
+        parser.add_argument(f"--{field.name.replace('_', '-')}", dest=field.name, help=help_text,
+                            **_flag_kwargs(field.name, hints[field.name]))
+
+
 def add_parser(subparsers: Any, name: str, help_text: str) -> None:
     parser = subparsers.add_parser(
         name, help=help_text, argument_default=argparse.SUPPRESS,
@@ -54,13 +67,7 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> None:
                "  torchrun --nproc_per_node=2 -m cnnkit train --model resnet_small --batch-size 256   # DDP",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    comments = _field_comments()
-    hints = typing.get_type_hints(TrainConfig)
-    for field in dataclasses.fields(TrainConfig):
-        default = field.default if field.default_factory is dataclasses.MISSING else field.default_factory()
-        help_text = f"{comments.get(field.name, '')} (default: {default})".strip()
-        parser.add_argument(f"--{field.name.replace('_', '-')}", dest=field.name, help=help_text,
-                            **_flag_kwargs(field.name, hints[field.name]))
+    add_config_flags(parser)
     parser.add_argument("--resume", metavar="RUN", help="continue this run directory from its checkpoint "
                         "(with --epochs: up to that many epochs in total)")
     parser.add_argument("--evaluate", action=argparse.BooleanOptionalAction, default=True,
