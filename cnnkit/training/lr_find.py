@@ -19,6 +19,7 @@ with the same options; nothing is written but the figure. ``cnnkit lr-find --mod
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,13 +94,13 @@ def find_lr(config: TrainConfig, start: float = 1e-7, end: float = 10.0, steps: 
     result = RangeTest()
     average, best = 0.0, math.inf
     model.train()
-    stream = iter(())  # type: ignore[var-annotated]
+    stream: Iterator[tuple[torch.Tensor, ...]] = iter(())
     for step, rate in enumerate(tried):
-        try:
-            images, y = next(stream)
-        except StopIteration:
+        batch = next(stream, None)
+        if batch is None:  # the training set is cycled when it has fewer batches than steps
             stream = iter(batches((train_set.images, targets), config.batch_size, shuffle=True, generator=generator))
-            images, y = next(stream)
+            batch = next(stream)
+        images, y = batch
         x, y = task.prepare(images.to(runtime.device), y.to(runtime.device), transform, generator)
         for group in optimizer.param_groups:
             group["lr"] = rate
