@@ -120,7 +120,7 @@ class TransferConfig:
     head_epochs: int | None = None  # the new head alone, on features computed once (extract; first, in freeze and finetune); None: ~1,000 steps
     batch_size: int = 32  # images per mini-batch
     lr: float = 1e-3  # peak learning rate of the new head (AdamW, one-cycle)
-    backbone_lr: float = 1.0  # rate of the pretrained layers that train, as a fraction of --lr (e.g. 0.1: ten times smaller)
+    backbone_lr: float = 1.0  # rate of the pretrained layers that train, as a fraction of --lr (e.g. 0.1: ten times smaller); 1 measured best (benchmarks/transfer/README.md)
     weight_decay: float = 1e-4  # decoupled weight decay (AdamW)
     label_smoothing: float = 0.1  # cross-entropy target smoothing in [0, 1)
     batchnorm: BatchNormPolicy = "frozen"  # BatchNorm statistics of trainable pretrained layers: frozen, or train (updated)

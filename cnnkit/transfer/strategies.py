@@ -279,8 +279,8 @@ def _train(net: TransferNet, strategy: Strategy, config: TransferConfig, train_s
     state = TrainState(net, optimizer, scheduler, _loop(config, config.epochs), runtime, steps)
     saver = _Saver(run, history, "blocks" if strategy.kind == "freeze" else "all")
     reporter = Reporter(config.epochs, steps, config.batch_size, stream=None if quiet else sys.stdout)
-    _log(quiet, f"training the unfrozen layers at {config.lr * config.backbone_lr:.3g} and the head at {config.lr:.3g} "
-                f"for {config.epochs} epochs")
+    _log(quiet, f"training the unfrozen pretrained layers at {config.lr * config.backbone_lr:.3g} (--backbone-lr "
+                f"{config.backbone_lr:g} x --lr) and the head at {config.lr:.3g} for {config.epochs} epochs")
     train_data = (train_set.images.to(runtime.device), train_set.labels.to(runtime.device))
     fit(state, train_data, None, transform, Classify(), callbacks=[reporter, saver])
     if state.stop_reason == "interrupted":
