@@ -204,11 +204,9 @@ def build_checked(source: dict[str, Any], input_shape: Shape, what: str, expecte
     from cnnkit.network import build
 
     try:
-        with torch.device("meta"):
-            build(source, input_shape)
+        model, shape = checked(lambda: build(source, input_shape), input_shape, what)
     except (KeyError, TypeError, IndexError, AttributeError, RuntimeError) as error:
         raise ValueError(f"{what} cannot be rebuilt ({type(error).__name__}: {error})") from None
-    model, shape = checked(lambda: build(source, input_shape), input_shape, what)
     if expected is not None and shape is not None and shape != tuple(expected):
         raise ValueError(f"{what}: the network outputs {'x'.join(map(str, shape))} per image, but the run's task and "
                          f"classes need {'x'.join(map(str, expected))}; the run's files do not belong together")

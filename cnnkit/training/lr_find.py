@@ -26,13 +26,11 @@ from typing import Any
 
 import torch
 
-from cnnkit import network
-from cnnkit.data import batches, channel_stats
-from cnnkit.tasks import make_task
+from cnnkit.data import batches
 from cnnkit.tasks.base import layout
 from cnnkit.training.config import TrainConfig
 from cnnkit.training.optim import make_optimizer
-from cnnkit.training.run import _build, _start, _to_device, _transform
+from cnnkit.training.run import place_and_runtime, prepare
 
 BETA = 0.98  # the smoothing of the loss curve
 DIVERGED = 4.0  # stop once the smoothed loss exceeds this many times its best
@@ -80,15 +78,10 @@ def find_lr(config: TrainConfig, start: float = 1e-7, end: float = 10.0, steps: 
     """Run the range test for ``config``'s network, data and optimizer (module doc); the training set is cycled
     if it has fewer than ``steps`` batches."""
     tried = rates(start, end, steps)
-    _, runtime = _start(config)
-    task = make_task(config.task, config.noise)
-    train_set = config.data_spec().load().train
+    _, runtime = place_and_runtime(config)
+    ready = prepare(config, runtime)
+    task, model, transform, train_set = ready.task, ready.model, ready.transform, ready.splits.train
     targets = task.targets(train_set)
-    mean, std = channel_stats(train_set.images) if task.normalises else (None, None)
-    transform = _transform(config, mean, std)
-    source = network.describe(config.model, train_set.input_shape, train_set.num_classes, task, config.model_options)
-    torch.manual_seed(config.seed)
-    model = _to_device(_build(source, train_set.input_shape, config), runtime)
     optimizer = make_optimizer(model, config)
     generator = torch.Generator().manual_seed(config.seed)
     result = RangeTest()

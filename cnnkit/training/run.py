@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from cnnkit import network
-from cnnkit.data import BatchTransform, ImageDataset, channel_stats
+from cnnkit.data import BatchTransform, DataSplits, ImageDataset, channel_stats
 from cnnkit.memory import TooLarge, build_checked
 from cnnkit.runs import CONFIG, SUMMARY, ModelCard, Run, check_out_folder
 from cnnkit.runtime import Runtime, choose
@@ -127,7 +127,7 @@ def train(config: TrainConfig | None = None, *, quiet: bool = False, callbacks: 
     elif options:
         raise TypeError(f"train: give a TrainConfig or keyword options, not both. Received: {sorted(options)}")
     config.validate()
-    place, runtime = _start(config)
+    place, runtime = place_and_runtime(config)
     with distributed.process_group(place), _threads(config.threads):
         return _train(config, runtime, place, quiet, callbacks)
 
@@ -146,7 +146,7 @@ def _threads(count: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _start(config: TrainConfig) -> tuple[Distributed, Runtime]:
+def place_and_runtime(config: TrainConfig) -> tuple[Distributed, Runtime]:
     """This process's rank (torchrun) and runtime; joins the process group when there are several processes."""
     place = distributed.from_environment()
     distributed.local_batch_size(config.batch_size, place)  # an uneven split fails before any process group exists
@@ -181,12 +181,22 @@ def _build(source: dict[str, Any], shape: tuple[int, int, int], config: TrainCon
                          f"use a layer table made for {shape[1]}x{shape[2]} images (--model my_net.txt)") from None
 
 
-def _train(config: TrainConfig, runtime: Runtime, place: Distributed, quiet: bool,
-           callbacks: Sequence[Callback]) -> TrainResult:
+@dataclass
+class Prepared:
+    """What training starts from: the task, the data, the network (on the device, seeded) and the batch transform."""
+
+    task: Task
+    splits: DataSplits
+    source: dict[str, Any]  # how the network is rebuilt (the model card's `source`)
+    model: torch.nn.Module
+    transform: BatchTransform
+
+
+def prepare(config: TrainConfig, runtime: Runtime) -> Prepared:
+    """``config``'s task, data, network and transform, as ``cnnkit train`` and ``cnnkit lr-find`` start from them."""
     task = make_task(config.task, config.noise, tta=config.tta)
-    spec = config.data_spec()
     with phase("data"):
-        splits = spec.load()
+        splits = config.data_spec().load()
         train_set = splits.train
         task.targets(train_set)  # a dataset without what the task learns fails here, before the run exists
         mean, std = channel_stats(train_set.images) if task.normalises else (None, None)
@@ -195,7 +205,15 @@ def _train(config: TrainConfig, runtime: Runtime, place: Distributed, quiet: boo
         source = network.describe(config.model, shape, train_set.num_classes, task, config.model_options)
         torch.manual_seed(config.seed)
         model = _to_device(_build(source, shape, config), runtime)
-    transform = _transform(config, mean, std)
+    return Prepared(task, splits, source, model, _transform(config, mean, std))
+
+
+def _train(config: TrainConfig, runtime: Runtime, place: Distributed, quiet: bool,
+           callbacks: Sequence[Callback]) -> TrainResult:
+    ready = prepare(config, runtime)
+    task, splits, source, model, transform = ready.task, ready.splits, ready.source, ready.model, ready.transform
+    spec, train_set = config.data_spec(), splits.train
+    shape = train_set.input_shape
     folder = Path(config.out) if config.out else Path(distributed.broadcast_text(str(_default_run_dir(config)), place))
     card = ModelCard(config.task, source, shape, train_set.class_names, transform.to_dict(), spec, config.noise,
                      eval_split=splits.eval_split or "", skipped_files=tuple(splits.skipped))
@@ -243,7 +261,7 @@ def resume(run: str | Path, epochs: int | None = None, *, quiet: bool = False,
         more = ("give --epochs above that to continue" if config.schedule not in ("onecycle", "cosine") else
                 f"its {config.schedule} schedule is complete, so train a new run with more --epochs")
         raise ValueError(f"{run} has already trained {checkpoint['epoch']} epochs; {more}")
-    place, runtime = _start(config)
+    place, runtime = place_and_runtime(config)
     with distributed.process_group(place), _threads(config.threads):
         return _resume(opened, config, checkpoint, runtime, place, quiet, callbacks)
 
