@@ -17,6 +17,7 @@ SAFE_NAME = re.compile(r"[^/\\\x00.][^/\\\x00]{0,127}")  # no separator, no NUL,
 MAX_SIDE = 8192  # largest image side a run may declare
 MAX_CLASSES = 100_000
 MAX_TEXT = 1 << 20  # a layer table's text, in characters
+_CLASS_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_<][\w.<>]*")  # a module source's class: package.module:Class
 
 
 class Fields:
@@ -91,8 +92,13 @@ def _is_int(value: Any) -> bool:
 
 def check_source(fields: Fields, depth: int = 0) -> dict[str, Any]:
     """A network source (:mod:`cnnkit.network`): its kind, a plain name, and what its kind needs, checked."""
-    kind = fields.choice("kind", ("zoo", "table", "transfer"))
+    kind = fields.choice("kind", ("zoo", "table", "transfer", "module"))
     fields.name("name")
+    if kind == "module":
+        path = fields.text("class", limit=1000)
+        if not _CLASS_PATH.fullmatch(path):
+            raise fields._fail("class", "an import path such as package.module:Class", path)
+        return dict(fields.values)
     if kind == "zoo":
         from cnnkit import models
 

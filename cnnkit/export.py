@@ -30,10 +30,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from cnnkit.runs import Run
 
 Format = Literal["onnx", "torchscript"]
 FORMATS: tuple[Format, ...] = ("onnx", "torchscript")
@@ -212,7 +215,7 @@ def export_model(model: nn.Module, input_shape: tuple[int, ...], path: str | Pat
     return ExportResult(target, format, tuple(input_shape), checked, difference, relative, size)
 
 
-def export(run: str | Path, format: str = "onnx", out: str | Path | None = None, *, check: bool = True,
+def export(run: str | Path | Run, format: str = "onnx", out: str | Path | None = None, *, check: bool = True,
            tolerance: float = 1e-3, dynamo: bool | None = None) -> ExportResult:
     """Export a run directory's trained network (``RUN/model.onnx`` or ``RUN/model.pt`` unless ``out`` is given).
 

@@ -50,7 +50,7 @@ def predict(files: Sequence[str | Path], model: str = "efficientnet_lite0", top:
                           batch_size)
 
 
-def predict_run(run: str | Path, files: Sequence[str | Path], top: int = 5,
+def predict_run(run: str | Path | Run, files: Sequence[str | Path], top: int = 5,
                 out: str | Path | None = None) -> list[Prediction]:
     """What the run's network makes of each image file: ``ImagePrediction`` (classify: the top ``top`` classes)
     or ``ImageOutput`` (the files written into ``out``, default beside each image), in order."""

@@ -1,10 +1,12 @@
 """The network a run trains, described so the run can rebuild it later: its ``source``.
 
 Kinds of source (kept in the run's model card, :mod:`cnnkit.runs`): ``zoo`` (a
-registered model and its arguments), ``table`` (a layer table's text), and
+registered model and its arguments), ``table`` (a layer table's text),
 ``transfer`` (written by ``cnnkit transfer``: a ``base`` source, the base's
 input shape, the new ``head`` and the ``adapter`` in front; see
-:mod:`cnnkit.transfer.net`).
+:mod:`cnnkit.transfer.net`), and ``module`` (a user's own ``nn.Module`` given
+from Python: its class's import path, which cnnkit imports only when told to
+trust it, :func:`module_class`).
 """
 
 from __future__ import annotations
@@ -57,8 +59,8 @@ def describe(model: str, input_shape: Shape, num_classes: int, task: Task,
         raise ValueError(f"--model {model}: a {info.kind} network cannot be trained with --task {task.name}, which needs a "
                          f"{wanted} network: {', '.join(fitting)} (cnnkit models); or leave --model out")
     kwargs: dict[str, Any] = {"in_channels": input_shape[0]}
-    if info.num_classes is not None:
-        kwargs["num_classes"] = num_classes
+    if info.num_classes is not None:  # the task's outputs: the classes, or localize's classes and box
+        kwargs["num_classes"] = task.output_shape(tuple(input_shape), num_classes)[0]
     if "input_size" in info.options:
         kwargs["input_size"] = [input_shape[1], input_shape[2]]
     kwargs.update({key: value for key, value in task.zoo_kwargs.items() if key in info.options})
@@ -119,4 +121,44 @@ def build(source: dict[str, Any], input_shape: Shape) -> nn.Module:
         from cnnkit.transfer.net import rebuild
 
         return rebuild(source, build(source["base"], tuple(source["base_input_shape"])))
-    raise ValueError(f"unknown network source {source.get('kind')!r}; expected zoo, table or transfer")
+    if source.get("kind") == "module":
+        raise ValueError(untrusted_module(source))
+    raise ValueError(f"unknown network source {source.get('kind')!r}; expected zoo, table, transfer or module")
+
+
+def module_source(model: nn.Module) -> dict[str, Any]:
+    """The source of a user's own network: the class's name and import path (``package.module:Class``)."""
+    kind = type(model)
+    return {"kind": "module", "name": kind.__name__, "class": f"{kind.__module__}:{kind.__qualname__}"}
+
+
+def untrusted_module(source: dict[str, Any], folder: object = "RUN") -> str:
+    """Why a run of a user's own class is not rebuilt by itself, and the two ways to load it."""
+    path, name = str(source.get("class", "?")), str(source.get("name", "Net"))
+    return (f"the network is your own Python class {path}; cnnkit does not import code a run directory names "
+            f"unless told to trust it. From Python: cnnkit.load_run({str(folder)!r}, model={name}(...)) with the "
+            f"network built as for training, or cnnkit.load_run({str(folder)!r}, trust_code=True) to import it and "
+            f"call {name}()")
+
+
+def module_class(source: dict[str, Any]) -> type[nn.Module]:
+    """Import the class a ``module`` source names (``trust_code=True``): an ImportError says what failed."""
+    import importlib
+
+    path = str(source.get("class", ""))
+    module_name, _, qualname = path.partition(":")
+    if module_name == "__main__":
+        raise ImportError(f"{path}: the class was defined in the script that trained it (__main__), which cannot be "
+                          f"imported from elsewhere; pass the network itself: load_run(..., model={qualname}(...)), "
+                          f"or move the class into a module")
+    try:
+        found: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            found = getattr(found, part)
+    except (ImportError, AttributeError) as error:
+        raise ImportError(f"{path}: cannot import the run's network class ({type(error).__name__}: {error}); make its "
+                          f"module importable (installed, or on PYTHONPATH), or pass the network: load_run(..., "
+                          f"model={qualname.rsplit('.', 1)[-1]}(...))") from None
+    if not (isinstance(found, type) and issubclass(found, nn.Module)):
+        raise ImportError(f"{path} is not an nn.Module class. Received: {type(found).__name__}")
+    return found

@@ -8,6 +8,7 @@ Layout::
     RUN/metrics.jsonl       one JSON line per completed epoch
     RUN/metrics.json        ``cnnkit evaluate``'s result
     RUN/summary.txt         the per-layer summary
+    RUN/heldout.safetensors the held-out split, when the data was given from Python (arrays, a Dataset)
     RUN/checkpoint/state.pt model, optimizer, schedule, RNG, epoch and batch (read with weights_only=True)
 
 Everything that reads a run (evaluate, predict, the report, visualize,
@@ -46,6 +47,8 @@ WEIGHTS = "model.safetensors"
 HISTORY = "metrics.jsonl"
 METRICS = "metrics.json"
 SUMMARY = "summary.txt"
+GIVEN_DATA = "memory"  # config.json's `data` for data given from Python (cnnkit.training.given)
+HELD_OUT = "heldout.safetensors"  # the held-out split of data given from Python (no name to load it again by)
 TIMINGS = "timings.json"  # where a command's time went (cnnkit.timing)
 CHECKPOINT = Path("checkpoint") / "state.pt"
 
@@ -106,7 +109,8 @@ class ModelCard:
         try:
             data = values.get("data")
             spec = (DataSpec.from_dict(data) if isinstance(data, dict)
-                    else DataSpec.from_dict(config) if config and isinstance(config.get("data"), str) else None)
+                    else DataSpec.from_dict(config) if config and isinstance(config.get("data"), str)
+                    and config["data"] != GIVEN_DATA else None)
             card = cls(task, source, shape, names, dict(transform), spec, noise, image, eval_split, skipped)
             card.make_task()  # the task's options (denoise's noise)
             card.prep()  # normalisation that fits the channels
@@ -146,17 +150,25 @@ class ModelCard:
 class Run:
     """One run directory: its model card, and everything else read through it."""
 
-    def __init__(self, folder: Path, card: ModelCard) -> None:
+    def __init__(self, folder: Path, card: ModelCard, module: nn.Module | None = None) -> None:
         self.folder = folder
         self.card = card
+        self.module = module  # the network of a `module` source (a user's own class), given or imported
 
     def __repr__(self) -> str:
         return f"Run({str(self.folder)!r}, task={self.card.task!r}, network={self.card.name!r})"
 
     # ---- opening and creating ---------------------------------------------------------------------------------
     @classmethod
-    def open(cls, folder: str | Path) -> Run:
-        """The run in ``folder``; a folder that is not one is an error saying so."""
+    def open(cls, folder: str | Path | Run, *, model: nn.Module | None = None, trust_code: bool = False) -> Run:
+        """The run in ``folder`` (a Run is returned as it is); a folder that is not one is an error saying so.
+
+        A run of a user's own network class (trained with ``cnnkit.train(model=module)``) needs that network:
+        ``model``, built as for training (its weights are replaced by the run's), or ``trust_code=True`` to import
+        the class the run names and call it without arguments. Neither is needed for other runs.
+        """
+        if isinstance(folder, Run):
+            return folder
         path = Path(folder)
         if not path.is_dir():
             raise FileNotFoundError(f"{path}: not a run directory (no such folder); train one with `cnnkit train`")
@@ -164,7 +176,23 @@ class Run:
         if not card.exists():
             raise FileNotFoundError(f"{path}: not a run directory of `cnnkit train` (no {CARD})")
         config = Fields(read_json(config_file), config_file).values if config_file.exists() else None
-        return cls(path, ModelCard.from_dict(read_json(card), card, config))
+        opened = cls(path, ModelCard.from_dict(read_json(card), card, config))
+        source = opened.card.source
+        if model is not None and source.get("kind") != "module":
+            raise ValueError(f"{path}: the run's network is {source.get('kind')} {opened.card.name!r}, which cnnkit "
+                             f"builds itself; leave out `model`")
+        if source.get("kind") == "module" and model is None and trust_code:
+            from cnnkit.network import module_class
+
+            kind = module_class(source)
+            try:
+                model = kind()
+            except TypeError as error:
+                raise TypeError(f"{path}: {source['class']}() cannot be called without arguments ({error}); pass "
+                                f"the network built as for training: load_run({str(path)!r}, model="
+                                f"{kind.__name__}(...))") from None
+        opened.module = model
+        return opened
 
     @classmethod
     @contextmanager
@@ -224,9 +252,14 @@ class Run:
         (:func:`cnnkit.memory.check_fits`) and output what the task needs for the card's classes.
         """
         from cnnkit.memory import build_checked
+        from cnnkit.network import untrusted_module
 
         card = self.card
         expected = card.make_task().output_shape(card.input_shape, len(card.class_names))
+        if card.source.get("kind") == "module":
+            if self.module is None:
+                raise ValueError(f"{self.folder}: {untrusted_module(card.source, self.folder)}")
+            return self.module
         return build_checked(card.source, card.input_shape, f"{self.folder / CARD}: `source`", expected)
 
     def data(self) -> DataSpec:
@@ -241,6 +274,8 @@ class Run:
         Either way the images must have the run's input shape, and (for tasks
         that predict classes) the run's classes; a mismatch is a ValueError naming both.
         """
+        if data is None and self.card.data is None and self.file(HELD_OUT).is_file():
+            return self._stored_held_out(), self.card.eval_split or "test"
         if data is None:
             spec = self.data()
         elif self.card.data is not None:
@@ -256,6 +291,26 @@ class Run:
                              f"{list(held_out.images.shape[1:])} differ from the run's {list(self.card.class_names)[:4]}"
                              f"... and {list(self.card.input_shape)}")
         return held_out, split
+
+    def _stored_held_out(self) -> ImageDataset:
+        """``heldout.safetensors``: the held-out split of data given from Python, as training saved it."""
+        from safetensors.torch import load as load_safetensors
+
+        from cnnkit.data import ImageDataset
+
+        path = self.file(HELD_OUT)
+        check_regular(path)
+        try:
+            tensors = load_safetensors(path.read_bytes())
+            held_out = ImageDataset(tensors["images"], tensors["labels"], self.card.class_names,
+                                    f"{self.folder.name}/held-out", source=str(path),
+                                    segmentation=tensors.get("segmentation"))
+        except Exception as error:  # safetensors' own errors, a missing tensor, a tensor of the wrong kind
+            raise ValueError(f"{path}: not the run's held-out split ({type(error).__name__}: {error})") from None
+        if held_out.input_shape != self.card.input_shape:
+            raise ValueError(f"{path}: images of shape {list(held_out.input_shape)}, but the run's network takes "
+                             f"{list(self.card.input_shape)}")
+        return held_out
 
     def input_from_file(self, path: str | Path) -> torch.Tensor:
         """An image file as this network's input ``(C, H, W)``: read exactly as the run's training data was."""
@@ -279,6 +334,14 @@ class Run:
     def write_history(self, history: list[dict[str, Any]]) -> None:
         """``metrics.jsonl`` from the history: rewritten whole, so it always matches the checkpoint."""
         atomic_write(self.folder / HISTORY, "".join(json_text(record, None) + "\n" for record in history).encode())
+
+    def save_held_out(self, held_out: ImageDataset) -> None:
+        """Keep the held-out split of data given from Python (``heldout.safetensors``), which no name loads again."""
+        from safetensors.torch import save as save_safetensors
+
+        tensors = {"images": held_out.images.cpu().contiguous(), "labels": held_out.labels.cpu().contiguous(),
+                   **({} if held_out.segmentation is None else {"segmentation": held_out.segmentation.cpu().contiguous()})}
+        atomic_write(self.folder / HELD_OUT, save_safetensors(tensors))
 
     def write_config(self, config: dict[str, Any]) -> None:
         write_json(self.folder / CONFIG, config)
@@ -314,6 +377,22 @@ class Run:
         load_state(model, state, self.folder / CHECKPOINT)
 
 
+def load_run(path: str | Path, *, model: nn.Module | None = None, trust_code: bool = False) -> Run:
+    """Open the run in ``path`` for ``cnnkit.evaluate``, ``predict``, ``report`` and ``export``.
+
+    A run of your own network class needs the network: pass ``model`` built as for training (the run's
+    weights replace its own), or ``trust_code=True`` to import the class the run names
+    (``package.module:Class``) and call it without arguments; importing runs that module's code, so trust it first.
+
+    >>> import cnnkit
+    >>> cnnkit.load_run("no/such/run")
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: no/such/run: not a run directory (no such folder); train one with `cnnkit train`
+    """
+    return Run.open(path, model=model, trust_code=trust_code)
+
+
 def _start_files(folder: Path) -> list[Path] | None:
     """The files of a run killed before its first checkpoint (the card, config and summary written at its start,
     and temporary files of a write cut short), or None if ``folder`` holds anything else."""
@@ -326,7 +405,7 @@ def _start_files(folder: Path) -> list[Path] | None:
             return entry.name == CHECKPOINT.parent.name and all(
                 inner.name.endswith(".tmp") and inner.is_file() for inner in entry.iterdir())
         temporary = entry.name.startswith(".") and entry.name.endswith(".tmp")
-        return entry.is_file() and (entry.name in (CARD, CONFIG, SUMMARY, HISTORY) or temporary)
+        return entry.is_file() and (entry.name in (CARD, CONFIG, SUMMARY, HISTORY, HELD_OUT) or temporary)
 
     found = list(folder.iterdir())
     return found if all(written_at_start(entry) for entry in found) else None

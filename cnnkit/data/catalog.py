@@ -32,10 +32,17 @@ DATASETS: dict[str, str] = {
     "digits": "scikit-learn's handwritten digits: 1,797 images, 1x8x8, 10 classes, 20% test split",
     "shapes": "synthetic shapes with boxes and masks: 10,000 images, 3x32x32, 6 classes, 20% test split",
     "shapes-seg": "synthetic scenes of 1-3 shapes with a class per pixel: 4,000 images, 3x32x32, 7 classes",
+    "shapes-loc": "synthetic shapes, one per image with its box and mask, on a textured background: 6,000 images, "
+                  "3x64x64, 6 classes",
+    "shapes-det": "synthetic scenes of 1-6 overlapping shapes, a box and a mask each, on a textured background: "
+                  "4,000 images, 3x64x64, 6 classes",
     "folder:PATH": "your images, one sub-folder per class, or images/ + masks/ (class id per pixel) for segmentation "
                    "(either also inside train/ and test/ or val/)",
+    "coco:PATH": "your detection data in COCO format: annotations.json beside the images (or in train/ and test/ or "
+                 "val/), read with pycocotools",
 }
 _FOLDER = "folder:"
+_COCO = "coco:"
 
 
 def _unknown(name: str) -> ValueError:
@@ -66,6 +73,12 @@ def _resolve(name: str, data_dir: str | Path | None, size: tuple[int, int] | Non
             raise ValueError(f"`folder:` needs a path, e.g. folder:./my_images. Received: name={name!r}")
         loader = load_pairs if is_pair_folder(Path(path)) else load_folder
         return loader(path, size, grayscale, skip_bad_images)
+    if name.startswith(_COCO):
+        from cnnkit.data.coco import load_coco
+
+        if not name[len(_COCO):]:
+            raise ValueError(f"`coco:` needs a path, e.g. coco:./my_boxes. Received: name={name!r}")
+        return load_coco(name[len(_COCO):], size, grayscale, seed)
     if name in ("fashion-mnist", "mnist"):
         splits = load_idx_dataset(name, data_dir, download)
     elif name == "digits":
@@ -73,6 +86,11 @@ def _resolve(name: str, data_dir: str | Path | None, size: tuple[int, int] | Non
     elif name in ("shapes", "shapes-seg"):
         # drawn at the asked size directly, so boxes and masks stay exact
         splits = load_shapes(name == "shapes-seg", num_samples, size, seed)
+        size = None
+    elif name in ("shapes-loc", "shapes-det"):
+        from cnnkit.data.objects import load_objects
+
+        splits = load_objects(name == "shapes-det", num_samples, size, seed)
         size = None
     else:
         raise _unknown(name)
@@ -127,6 +145,14 @@ def load(
     fraction = check_fraction(val_split, "val_split")
     size = None if image_size is None else image_size_pair(image_size)
     splits = _resolve(name.strip(), data_dir, size, grayscale, seed, skip_bad_images, download, num_samples)
+    return refine(splits, name, classes=classes, val_split=fraction, seed=seed, train_per_class=train_per_class)
+
+
+def refine(splits: DataSplits, name: str, *, classes: Sequence[str | int] | None = None, val_split: float = 0.0,
+           seed: int = 0, train_per_class: int | None = None) -> DataSplits:
+    """``splits`` cut as :func:`load`'s arguments of the same names say: the classes kept, the validation split
+    carved off, the training images per class; loaded datasets and a user's own arrays alike."""
+    fraction = check_fraction(val_split, "val_split")
     splits = replace(splits, seed=seed)
     if classes:
         splits = _select(splits, parse_classes(classes, splits.class_names))

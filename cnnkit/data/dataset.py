@@ -18,7 +18,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-Kind = Literal["classification", "segmentation"]  # a label per image, or a class per pixel
+Kind = Literal["classification", "segmentation", "detection"]  # a label per image, a class per pixel, or objects
 EvalSplit = Literal["test", "val"]
 
 
@@ -39,6 +39,11 @@ class ImageDataset:
     - ``segmentation``: optional ``(N, H, W) uint8`` class per pixel, ``0`` =
       background (then ``class_names[0]`` names the background); its presence
       makes the dataset a segmentation dataset.
+    - ``object_boxes``, ``object_classes``, ``object_masks``: optional, every
+      object of every image for detection (up to ``M`` per image):
+      ``(N, M, 4) float32`` boxes as ``boxes``, ``(N, M) int64`` classes with
+      ``-1`` in the unused slots, ``(N, M, H, W) bool`` each object's visible
+      pixels. ``labels`` is then the class of each image's largest object.
     """
 
     images: torch.Tensor  # (N, C, H, W) uint8
@@ -50,6 +55,9 @@ class ImageDataset:
     masks: torch.Tensor | None = None  # (N, H, W) bool
     segmentation: torch.Tensor | None = None  # (N, H, W) uint8, class per pixel
     files: tuple[str, ...] | None = None  # source file of each sample (image folders), index-aligned with images
+    object_boxes: torch.Tensor | None = None  # (N, M, 4) float32 (x0, y0, x1, y1); unused slots hold zeros
+    object_classes: torch.Tensor | None = None  # (N, M) int64, -1 = no object in that slot
+    object_masks: torch.Tensor | None = None  # (N, M, H, W) bool
     skipped: tuple[str, ...] = ()  # "path: reason" for each file left out by skip_bad_images
 
     def __post_init__(self) -> None:
@@ -67,7 +75,9 @@ class ImageDataset:
 
     @property
     def kind(self) -> Kind:
-        return "segmentation" if self.segmentation is not None else "classification"
+        if self.segmentation is not None:
+            return "segmentation"
+        return "detection" if self.object_boxes is not None else "classification"
 
     @property
     def targets(self) -> torch.Tensor:
@@ -93,6 +103,9 @@ class ImageDataset:
             masks=None if self.masks is None else self.masks[index],
             segmentation=None if self.segmentation is None else self.segmentation[index],
             files=None if self.files is None else tuple(self.files[i] for i in index.tolist()),
+            object_boxes=None if self.object_boxes is None else self.object_boxes[index],
+            object_classes=None if self.object_classes is None else self.object_classes[index],
+            object_masks=None if self.object_masks is None else self.object_masks[index],
         )
 
     def to(self, device: torch.device | str) -> ImageDataset:
@@ -104,6 +117,9 @@ class ImageDataset:
             boxes=None if self.boxes is None else self.boxes.to(device),
             masks=None if self.masks is None else self.masks.to(device),
             segmentation=None if self.segmentation is None else self.segmentation.to(device),
+            object_boxes=None if self.object_boxes is None else self.object_boxes.to(device),
+            object_classes=None if self.object_classes is None else self.object_classes.to(device),
+            object_masks=None if self.object_masks is None else self.object_masks.to(device),
         )
 
 
@@ -150,6 +166,17 @@ def _check_dataset(ds: ImageDataset) -> None:
                 f"{_where(ds)}: `segmentation` holds class {int(ds.segmentation.max())}, out of range "
                 f"[0, {ds.num_classes}). Received: class_names={list(ds.class_names)}"
             )
+    if (ds.object_boxes is None) != (ds.object_classes is None):
+        raise ValueError(f"{_where(ds)}: `object_boxes` and `object_classes` go together. Received: one of them")
+    if ds.object_boxes is not None and ds.object_classes is not None:
+        _check_tensor(ds, "object_classes", ds.object_classes, torch.int64, (n, -1))
+        m = ds.object_classes.shape[1]
+        _check_tensor(ds, "object_boxes", ds.object_boxes, torch.float32, (n, m, 4))
+        if ds.object_masks is not None:
+            _check_tensor(ds, "object_masks", ds.object_masks, torch.bool, (n, m, h, w))
+        if n > 0 and m > 0 and (int(ds.object_classes.min()) < -1 or int(ds.object_classes.max()) >= ds.num_classes):
+            raise ValueError(f"{_where(ds)}: `object_classes` must be -1 (no object) or in [0, {ds.num_classes}). "
+                             f"Received: from {int(ds.object_classes.min())} to {int(ds.object_classes.max())}")
     if ds.files is not None and len(ds.files) != n:
         raise ValueError(f"{_where(ds)}: `files` must name one file per image ({n}). Received: {len(ds.files)} names")
 

@@ -227,16 +227,42 @@ class BatchTransform:
                 f"BatchTransform: normalisation has {len(self.mean)} channels, the batch {images.shape[1]}; compute "
                 f"mean and std on this dataset. Received: images of shape {tuple(images.shape)}"
             )
+        images, masks, _ = self._move(images, masks, None, generator, train)
+        return images, masks
+
+    def apply_boxes(self, images: torch.Tensor, boxes: torch.Tensor, masks: torch.Tensor | None = None,
+                    generator: torch.Generator | None = None,
+                    train: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Transform ``images`` and move their boxes ``(N, M, 4)`` (pixels, ``(x0, y0, x1, y1)``) and masks
+        (``(N, M, H, W)``) with them: a crop shifts boxes and clips them to the image, a flip mirrors them. The
+        random draws are :meth:`apply`'s, so a batch augments the same either way."""
+        images, masks, moved = self._move(images, masks, boxes, generator, train)
+        assert moved is not None  # _move returns the boxes it was given
+        return self.to_input(to_float(images), generator, train), moved, masks
+
+    def _move(self, images: torch.Tensor, masks: torch.Tensor | None, boxes: torch.Tensor | None,
+              generator: torch.Generator | None,
+              train: bool) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """The random crop and flip of images, masks and boxes alike."""
         n, device = images.shape[0], images.device
+        h, w = images.shape[-2:]
         if train and self.crop_padding > 0:
             top, left = crop_offsets(n, self.crop_padding, generator, device)
             images = crop_at(images, self.crop_padding, top, left)
             masks = None if masks is None else crop_at(masks, self.crop_padding, top, left)
+            if boxes is not None:  # the content moves by (padding - offset) pixels; what leaves the image is cut
+                shift = torch.stack([self.crop_padding - left, self.crop_padding - top] * 2, 1).to(boxes.dtype)
+                boxes = boxes + shift[:, None, :]
+                limit = torch.tensor([w, h, w, h], dtype=boxes.dtype, device=boxes.device)
+                boxes = torch.minimum(boxes.clamp(min=0), limit)
         if train and self.hflip > 0:
             flags = _rand((n,), generator, device) < self.hflip
             images = flip_where(images, flags)
             masks = None if masks is None else flip_where(masks, flags)
-        return images, masks
+            if boxes is not None:
+                mirrored = torch.stack([w - boxes[..., 2], boxes[..., 1], w - boxes[..., 0], boxes[..., 3]], -1)
+                boxes = torch.where(flags[:, None, None], mirrored, boxes)
+        return images, masks, boxes
 
     def to_input(self, x: torch.Tensor, generator: torch.Generator | None = None, train: bool = True) -> torch.Tensor:
         """Float pixels in [0, 1] -> the network's input: normalised, then (training) erased and noised."""

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from cnnkit.tasks import Result
 
 
-def evaluate(run: str | Path, *, data: str | None = None, data_dir: str | None = None, device: str = "auto",
+def evaluate(run: str | Path | Run, *, data: str | None = None, data_dir: str | None = None, device: str = "auto",
              figures: bool = True) -> Result:
     """Evaluate the run's network on the split it was validated on (the official test split when there is one).
 

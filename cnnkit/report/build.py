@@ -69,6 +69,8 @@ def _recorded_file(folder: Path, recorded: str) -> Path | None:
 
 def _held_out(run: Run) -> tuple[Any, str]:
     """The run's held-out split (val, else test, else train) as the run loaded it (its classes too), and its name."""
+    if run.card.data is None:  # data given from Python: the run keeps its held-out split itself
+        return run.held_out()
     splits = run.data().load()
     held_out, split = (splits.evaluation, splits.eval_split) if splits.evaluation is not None else (splits.train,
                                                                                                     "train")
@@ -188,7 +190,7 @@ def _metric_sections(folder: Path, metrics: dict[str, Any] | None, task: type[Ta
     return [table, *own.values(), *([more] if more.blocks else [])]
 
 
-def write_report(run: str | Path, *, sample: int = 0) -> Report:
+def write_report(run: str | Path | Run, *, sample: int = 0) -> Report:
     """Write ``RUN/report.html`` (and its PNGs: curves, filters, feature maps, Grad-CAM); returns what was written.
 
     ``sample`` picks the held-out image whose feature maps and Grad-CAM are shown.

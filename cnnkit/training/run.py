@@ -23,6 +23,7 @@ from cnnkit.training import distributed
 from cnnkit.training.config import TrainConfig
 from cnnkit.training.distributed import SINGLE, Distributed
 from cnnkit.training.early_stop import EarlyStopping
+from cnnkit.training.given import NOTHING_GIVEN, Given, check_module
 from cnnkit.training.loop import Callback, TrainingDiverged, TrainState, fit, steps_per_epoch
 from cnnkit.training.optim import make_optimizer, make_scheduler
 from cnnkit.training.progress import Reporter
@@ -37,6 +38,7 @@ class TrainResult:
     runtime: str  # device and precision, in words
     stop_reason: str  # "" when all epochs ran, "interrupted" after Ctrl-C
     model: torch.nn.Module
+    run: Run  # the run directory, opened (with the network for a run of your own nn.Module): cnnkit.evaluate(run)
 
     @property
     def final(self) -> dict[str, Any]:
@@ -110,7 +112,12 @@ def train(config: TrainConfig | None = None, *, quiet: bool = False, callbacks: 
     """Train ``config.model`` on ``config.data``; everything lands in the run directory.
 
     Give a :class:`TrainConfig` or its fields as keywords:
-    ``train(model="lenet5", data="fashion-mnist", epochs=3)``. ``callbacks``
+    ``train(model="lenet5", data="fashion-mnist", epochs=3)``. ``model`` may
+    also be your own ``nn.Module``, and ``data`` your own images and labels:
+    ``(x, y)`` tensors or NumPy arrays, or a ``Dataset`` of ``(image, target)``
+    pairs, with ``test=`` the same kinds and ``class_names=`` their names
+    (:mod:`cnnkit.training.given`); ``result.run`` then opens the run with that
+    network for ``cnnkit.evaluate``. ``callbacks``
     (:class:`~cnnkit.training.Callback` objects) are called by the loop beside
     cnnkit's own checkpointing and progress display, e.g. to log to another
     tool or stop early (raise ``KeyboardInterrupt`` from ``on_epoch_end``).
@@ -122,6 +129,7 @@ def train(config: TrainConfig | None = None, *, quiet: bool = False, callbacks: 
     Started by torchrun, every process runs this; they train together
     (:mod:`cnnkit.training.distributed`) and rank 0 alone writes the run directory.
     """
+    given = Given.take(options)
     if config is None:
         config = TrainConfig.from_dict(options)
     elif options:
@@ -129,7 +137,7 @@ def train(config: TrainConfig | None = None, *, quiet: bool = False, callbacks: 
     config.validate()
     place, runtime = place_and_runtime(config)
     with distributed.process_group(place), _threads(config.threads):
-        return _train(config, runtime, place, quiet, callbacks)
+        return _train(config, runtime, place, quiet, callbacks, given)
 
 
 @contextmanager
@@ -192,27 +200,33 @@ class Prepared:
     transform: BatchTransform
 
 
-def prepare(config: TrainConfig, runtime: Runtime) -> Prepared:
-    """``config``'s task, data, network and transform, as ``cnnkit train`` and ``cnnkit lr-find`` start from them."""
+def prepare(config: TrainConfig, runtime: Runtime, given: Given = NOTHING_GIVEN) -> Prepared:
+    """``config``'s task, data, network and transform, as ``cnnkit train`` and ``cnnkit lr-find`` start from them
+    (``given``: the caller's own network or data in place of ``config``'s names)."""
     task = make_task(config.task, config.noise, tta=config.tta)
     with phase("data"):
-        splits = config.data_spec().load()
+        splits = given.splits(config, task) if given.data is not None else config.data_spec().load()
         train_set = splits.train
         task.targets(train_set)  # a dataset without what the task learns fails here, before the run exists
         mean, std = channel_stats(train_set.images) if task.normalises else (None, None)
     shape = train_set.input_shape
     with phase("network"):
-        source = network.describe(config.model, shape, train_set.num_classes, task, config.model_options)
-        torch.manual_seed(config.seed)
-        model = _to_device(_build(source, shape, config), runtime)
+        if given.module is not None:  # trained from its own initial weights, as the caller made it
+            source = network.module_source(given.module)
+            model = _to_device(given.module, runtime)
+            check_module(model, shape, task.output_shape(shape, train_set.num_classes), runtime.device)
+        else:
+            source = network.describe(config.model, shape, train_set.num_classes, task, config.model_options)
+            torch.manual_seed(config.seed)
+            model = _to_device(_build(source, shape, config), runtime)
     return Prepared(task, splits, source, model, _transform(config, mean, std))
 
 
 def _train(config: TrainConfig, runtime: Runtime, place: Distributed, quiet: bool,
-           callbacks: Sequence[Callback]) -> TrainResult:
-    ready = prepare(config, runtime)
+           callbacks: Sequence[Callback], given: Given) -> TrainResult:
+    ready = prepare(config, runtime, given)
     task, splits, source, model, transform = ready.task, ready.splits, ready.source, ready.model, ready.transform
-    spec, train_set = config.data_spec(), splits.train
+    spec, train_set = (None if given.data is not None else config.data_spec()), splits.train
     shape = train_set.input_shape
     folder = Path(config.out) if config.out else Path(distributed.broadcast_text(str(_default_run_dir(config)), place))
     card = ModelCard(config.task, source, shape, train_set.class_names, transform.to_dict(), spec, config.noise,
@@ -221,11 +235,16 @@ def _train(config: TrainConfig, runtime: Runtime, place: Distributed, quiet: boo
     if leftover and not quiet:
         print(leftover)
     distributed.barrier(place)  # every process has checked the folder before rank 0 fills it
+    module = model if given.module is not None else None
     if not place.is_main:  # the other processes train alongside rank 0 and write nothing
         state = new_state(model, config, runtime, len(train_set), place)
-        return _fit(Run(folder, card), state, train_set, splits.evaluation, task, config, True, callbacks)
+        return _fit(Run(folder, card, module), state, train_set, splits.evaluation, task, config, True, callbacks)
     with Run.create(folder, card, config.to_dict()) as run:
         from cnnkit.summarize import summary
+
+        run.module = module
+        if given.data is not None and splits.evaluation is not None:
+            run.save_held_out(splits.evaluation)  # evaluate and the report read it from the run: no name loads it
 
         with phase("summary"):
             run.write_text(SUMMARY, summary(model, shape, name=card.name).to_text())
@@ -235,9 +254,21 @@ def _train(config: TrainConfig, runtime: Runtime, place: Distributed, quiet: boo
 
 
 def resume(run: str | Path, epochs: int | None = None, *, quiet: bool = False,
-           callbacks: Sequence[Callback] = ()) -> TrainResult:
-    """Continue a run from its checkpoint, up to ``epochs`` in total (default: its configured epochs)."""
-    opened = Run.open(run)
+           callbacks: Sequence[Callback] = (), **given: Any) -> TrainResult:
+    """Continue a run from its checkpoint, up to ``epochs`` in total (default: its configured epochs).
+
+    A run of your own network or data (``train(model=module, data=(x, y))``) continues with the same given
+    again: ``resume(run, model=MyNet(), data=(x, y), test=...)``; the run keeps only its held-out split.
+    """
+    unknown = sorted(set(given) - {"model", "data", "test", "class_names"})
+    if unknown:
+        raise TypeError(f"resume: unknown options {unknown}; the run's own configuration is used")
+    taken = Given.take(dict(given))
+    opened = Run.open(run, model=taken.module)
+    if opened.card.data is None and taken.data is None:
+        raise ValueError(f"{run} was trained on data given from Python, which a run does not keep (only its held-out "
+                         f"split); continue it from Python with the same data: cnnkit.training.resume({str(run)!r}, "
+                         f"data=(x, y), test=(x_test, y_test){', model=...' if taken.module is None and opened.card.source.get('kind') == 'module' else ''})")
     if opened.card.source.get("kind") == "transfer":
         raise ValueError(f"{run} was trained by `cnnkit transfer`, whose phases (frozen layers, head first) "
                          f"`--resume` cannot continue; run `cnnkit transfer` again with more --epochs")
@@ -263,12 +294,18 @@ def resume(run: str | Path, epochs: int | None = None, *, quiet: bool = False,
         raise ValueError(f"{run} has already trained {checkpoint['epoch']} epochs; {more}")
     place, runtime = place_and_runtime(config)
     with distributed.process_group(place), _threads(config.threads):
-        return _resume(opened, config, checkpoint, runtime, place, quiet, callbacks)
+        return _resume(opened, config, checkpoint, runtime, place, quiet, callbacks, taken)
 
 
 def _resume(run: Run, config: TrainConfig, checkpoint: dict[str, Any], runtime: Runtime, place: Distributed,
-            quiet: bool, callbacks: Sequence[Callback]) -> TrainResult:
-    splits = run.data().load()
+            quiet: bool, callbacks: Sequence[Callback], given: Given) -> TrainResult:
+    task = make_task(config.task, config.noise, tta=config.tta)
+    splits = given.splits(config, task) if given.data is not None else run.data().load()
+    if splits.train.input_shape != run.card.input_shape or (
+            task.needs_classes and splits.train.class_names != run.card.class_names):
+        raise ValueError(f"{run.folder}: the data given has {list(splits.train.input_shape)} images of classes "
+                         f"{list(splits.train.class_names)[:4]}, the run was trained on {list(run.card.input_shape)} "
+                         f"and {list(run.card.class_names)[:4]}")
     model = run.fresh_network()
     run.restore(model, checkpoint["model"])
     model = _to_device(model, runtime)
@@ -283,7 +320,6 @@ def _resume(run: Run, config: TrainConfig, checkpoint: dict[str, Any], runtime: 
     torch.set_rng_state(checkpoint["torch_rng"])
     if place.is_main:
         run.write_config(config.to_dict())
-    task = make_task(config.task, config.noise, tta=config.tta)
     return _fit(run, state, splits.train, splits.evaluation, task, config, quiet or not place.is_main, callbacks)
 
 
@@ -301,7 +337,8 @@ def _fit(run: Run, state: TrainState, train_set: ImageDataset, evaluation: Image
                         stream=None if quiet else sys.stdout, metric=task.metric)
     card = run.card
     if not quiet:
-        print(f"training {card.name} on {config.data}: {len(train_data[1]):,} images, "
+        data = "data given from Python" if card.data is None else config.data
+        print(f"training {card.name} on {data}: {len(train_data[1]):,} images, "
               f"{task.describe(len(card.class_names))}, {state.runtime.describe()}, batch {config.batch_size}, "
               f"{config.optimizer} at {config.learning_rate:g} ({config.schedule}) -> {run.folder}")
         skipped = card.skipped_files
@@ -329,7 +366,7 @@ def _fit(run: Run, state: TrainState, train_set: ImageDataset, evaluation: Image
         if not quiet and early.stopped_at is not None:
             print(f"stopped early after epoch {early.stopped_at}: no better {early.key} for {early.patience} "
                   f"evaluation(s); model.safetensors holds epoch {early.best_epoch} ({early.key} {early.best:.4g})")
-    return TrainResult(run.folder, state.history, state.runtime.describe(), state.stop_reason, state.model)
+    return TrainResult(run.folder, state.history, state.runtime.describe(), state.stop_reason, state.model, run)
 
 
 __all__ = ["Checkpointer", "TrainResult", "new_state", "resume", "train"]

@@ -1,0 +1,255 @@
+"""Detection data in COCO format: ``coco:PATH`` reads it (through ``pycocotools``), :func:`save_coco` writes it.
+
+The layout, the one the COCO dataset and most detection tools use::
+
+    PATH/annotations.json     {"images": [{"id", "file_name", "width", "height"}],
+                               "annotations": [{"id", "image_id", "category_id", "bbox": [x, y, w, h],
+                                                "segmentation": polygons or RLE, "area", "iscrowd"}],
+                               "categories": [{"id", "name"}]}
+    PATH/images/...           the image files (file_name is relative to PATH or to PATH/images)
+
+or the same inside ``PATH/train/`` and ``PATH/test/`` (and/or ``PATH/val/``) for given splits; a single set is
+split 80/20 by cnnkit (stratified by each image's largest object). Boxes are in pixels with the origin at the
+top-left corner of the top-left pixel, ``[x, y, width, height]``, as in COCO. Images are resized (stretched) to
+``image_size`` (default: their own size when they all share one), and boxes and masks with them. ``iscrowd``
+annotations (a crowd of objects under one region) are not training targets and are left out.
+
+Every annotation is checked before anything is decoded: a box outside its image or of non-positive size, an
+unknown ``category_id`` or ``image_id``, a missing image file, a malformed file: the message names the
+annotation's id or the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cnnkit.data.dataset import TEST_STREAM, DataSplits, ImageDataset, split_off
+from cnnkit.fileio import read_json, write_json
+
+ANNOTATIONS = "annotations.json"
+SPLITS = ("train", "val", "test")
+EDGE_TOLERANCE = 1.0  # pixels a box may pass its image's edge (rounding in other tools' exports)
+
+
+def is_coco_folder(path: Path) -> bool:
+    """Whether ``path`` holds COCO annotations, as one set or as splits."""
+    return (path / ANNOTATIONS).is_file() or (path / "train" / ANNOTATIONS).is_file()
+
+
+def _fail(file: Path, what: str) -> ValueError:
+    return ValueError(f"{file}: {what}")
+
+
+def _check(values: Any, file: Path) -> tuple[dict[int, str], list[dict[str, Any]], dict[int, list[dict[str, Any]]]]:
+    """The categories (id -> name), the images and each image's annotations, every field checked."""
+    if not isinstance(values, dict) or not all(isinstance(values.get(k), list) for k in ("images", "annotations",
+                                                                                             "categories")):
+        raise _fail(file, "COCO annotations need the lists `images`, `annotations` and `categories`")
+    categories: dict[int, str] = {}
+    for category in values["categories"]:
+        if not isinstance(category, dict) or not isinstance(category.get("id"), int) or \
+                not isinstance(category.get("name"), str) or not category["name"].strip():
+            raise _fail(file, f"a category needs an integer `id` and a `name`. Received: {category!r:.80}")
+        categories[category["id"]] = category["name"]
+    if not categories:
+        raise _fail(file, "no categories")
+    images: dict[int, dict[str, Any]] = {}
+    for image in values["images"]:
+        ok = isinstance(image, dict) and isinstance(image.get("id"), int) and isinstance(image.get("file_name"), str)
+        ok = ok and all(isinstance(image.get(k), int) and image[k] > 0 for k in ("width", "height"))
+        if not ok:
+            raise _fail(file, f"an image needs an integer `id`, a `file_name` and positive `width` and `height`. "
+                              f"Received: {image!r:.100}")
+        if image["id"] in images:
+            raise _fail(file, f"image id {image['id']} appears twice")
+        images[image["id"]] = image
+    objects: dict[int, list[dict[str, Any]]] = {key: [] for key in images}
+    for annotation in values["annotations"]:
+        if not isinstance(annotation, dict) or not isinstance(annotation.get("id"), int):
+            raise _fail(file, f"an annotation needs an integer `id`. Received: {annotation!r:.80}")
+        where = f"annotation {annotation['id']}"
+        image = images.get(annotation.get("image_id"))  # type: ignore[arg-type]
+        if image is None:
+            raise _fail(file, f"{where}: image_id {annotation.get('image_id')!r} is not among the images")
+        if annotation.get("category_id") not in categories:
+            raise _fail(file, f"{where}: category_id {annotation.get('category_id')!r} is not among the categories "
+                              f"{sorted(categories)}")
+        box = annotation.get("bbox")
+        if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, int | float) and math.isfinite(v)
+                                                                  for v in box)):
+            raise _fail(file, f"{where}: `bbox` must be [x, y, width, height]. Received: {box!r:.80}")
+        x, y, w, h = box
+        if w <= 0 or h <= 0:
+            raise _fail(file, f"{where}: the box has non-positive width or height. Received: bbox={box}")
+        if x < -EDGE_TOLERANCE or y < -EDGE_TOLERANCE or x + w > image["width"] + EDGE_TOLERANCE or \
+                y + h > image["height"] + EDGE_TOLERANCE:
+            raise _fail(file, f"{where}: the box [x, y, w, h] = {box} lies outside its image "
+                              f"{image['file_name']!r} of {image['width']}x{image['height']} pixels")
+        if annotation.get("iscrowd", 0) not in (0, 1):
+            raise _fail(file, f"{where}: `iscrowd` must be 0 or 1. Received: {annotation.get('iscrowd')!r}")
+        objects[image["id"]].append(annotation)
+    return categories, list(images.values()), objects
+
+
+def _image_file(root: Path, name: str, annotations: Path) -> Path:
+    relative = Path(name)
+    if relative.is_absolute() or ".." in relative.parts:
+        raise _fail(annotations, f"file_name {name!r} must be a path inside {root}")
+    for candidate in (root / relative, root / "images" / relative):
+        if candidate.is_file():
+            return candidate
+    raise _fail(annotations, f"image file {name!r} is missing (looked in {root} and {root / 'images'})")
+
+
+def _read_set(root: Path, name: str, size: tuple[int, int] | None, grayscale: bool | None,
+              class_ids: list[int] | None) -> ImageDataset:
+    """One COCO set (``root/annotations.json`` and its images) as a detection dataset."""
+    from pycocotools.coco import COCO
+
+    from cnnkit.images import BadImage, decode, to_channels
+
+    file = root / ANNOTATIONS
+    values = read_json(file)
+    categories, images, objects = _check(values, file)
+    ids = sorted(categories) if class_ids is None else class_ids
+    if class_ids is not None and sorted(categories) != sorted(class_ids):
+        raise _fail(file, f"its categories {sorted(categories)} differ from the training split's {sorted(class_ids)}")
+    if not images:
+        raise _fail(file, "no images")
+    if size is None:
+        sizes = {(image["height"], image["width"]) for image in images}
+        if len(sizes) > 1:
+            raise _fail(file, f"the images have {len(sizes)} different sizes; give --image-size to resize them all")
+        size = sizes.pop()
+    index = {category: i for i, category in enumerate(ids)}
+    coco = COCO()
+    coco.dataset = values
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress
+        coco.createIndex()
+    h, w = size
+    most = max(1, max(sum(not a.get("iscrowd", 0) for a in found) for found in objects.values()))
+    n = len(images)
+    pixels = np.empty((n, h, w, 3), dtype=np.uint8)
+    boxes = np.zeros((n, most, 4), dtype=np.float32)
+    classes = np.full((n, most), -1, dtype=np.int64)
+    masks = np.zeros((n, most, h, w), dtype=bool)
+    all_grey, files = True, []
+    for i, image in enumerate(images):
+        path = _image_file(root, image["file_name"], file)
+        try:
+            pixels[i], grey, own = decode(path, size, fit="stretch")
+        except BadImage as error:
+            raise ValueError(f"image file {str(path)!r} {error} (image id {image['id']} of {file})") from None
+        if own != (image["width"], image["height"]):
+            raise _fail(file, f"image {image['id']} ({image['file_name']!r}) is {own[0]}x{own[1]} pixels, but "
+                              f"`width` and `height` say {image['width']}x{image['height']}")
+        all_grey &= grey
+        files.append(str(path))
+        sx, sy = w / image["width"], h / image["height"]
+        kept = [a for a in objects[image["id"]] if not a.get("iscrowd", 0)]
+        for slot, annotation in enumerate(kept):
+            x, y, bw, bh = annotation["bbox"]
+            boxes[i, slot] = (max(x, 0) * sx, max(y, 0) * sy, min(x + bw, image["width"]) * sx,
+                              min(y + bh, image["height"]) * sy)
+            classes[i, slot] = index[annotation["category_id"]]
+            if annotation.get("segmentation"):
+                try:
+                    full = coco.annToMask(annotation)  # polygons or RLE -> (height, width) uint8
+                except Exception as error:  # pycocotools' own errors for malformed polygons or RLE
+                    raise _fail(file, f"annotation {annotation['id']}: `segmentation` cannot be read "
+                                      f"({type(error).__name__}: {error})") from None
+            else:
+                full = np.zeros((image["height"], image["width"]), np.uint8)
+                full[max(int(y), 0):math.ceil(y + bh), max(int(x), 0):math.ceil(x + bw)] = 1
+            rows = np.minimum((np.arange(h) + 0.5) / sy, image["height"] - 1).astype(int)  # nearest pixel centres
+            cols = np.minimum((np.arange(w) + 0.5) / sx, image["width"] - 1).astype(int)
+            masks[i, slot] = full[rows][:, cols].astype(bool)
+    rgb = torch.from_numpy(pixels).permute(0, 3, 1, 2)  # (N, H, W, 3) -> (N, 3, H, W)
+    grey = grayscale if grayscale is not None else all_grey
+    tensor = to_channels(rgb, 1 if grey else 3, all_grey).contiguous()
+    areas = masks.sum((2, 3))
+    largest = np.take_along_axis(classes, areas.argmax(1)[:, None], 1)[:, 0]
+    largest = np.where(largest < 0, 0, largest)  # an image without objects: labelled as the first class
+    return ImageDataset(tensor, torch.from_numpy(largest), tuple(categories[c] for c in ids), name, str(root),
+                        files=tuple(files), object_boxes=torch.from_numpy(boxes),
+                        object_classes=torch.from_numpy(classes), object_masks=torch.from_numpy(masks))
+
+
+def load_coco(path: str | Path, image_size: tuple[int, int] | None = None, grayscale: bool | None = None,
+              seed: int = 0) -> DataSplits:
+    """The COCO folder at ``path`` as detection splits (module doc): given ``train``/``val``/``test``, or one set
+    split 80/20 by ``seed``."""
+    root = Path(path)
+    if not root.is_dir():
+        raise FileNotFoundError(f"COCO folder {str(root)!r} does not exist. Received: coco:{path}")
+    label = root.name or "coco"
+    if (root / ANNOTATIONS).is_file():
+        full = _read_set(root, label, image_size, grayscale, None)
+        train, test = split_off(full, 0.2, seed, TEST_STREAM, (f"{label}/train", f"{label}/test"))
+        return DataSplits(train, test, None, test_official=False, seed=seed)
+    if not (root / "train" / ANNOTATIONS).is_file():
+        raise FileNotFoundError(f"{root}: no {ANNOTATIONS} (nor train/{ANNOTATIONS}); see `cnnkit data` for the "
+                                f"COCO layout, or write one with cnnkit.data.save_coco")
+    ids = sorted(category["id"] for category in read_json(root / "train" / ANNOTATIONS).get("categories", [])
+                 if isinstance(category, dict) and isinstance(category.get("id"), int))
+    train = _read_set(root / "train", f"{label}/train", image_size, grayscale, None)
+    size = image_size or train.input_shape[1:]
+    grey = train.input_shape[0] == 1
+    held = {split: _read_set(root / split, f"{label}/{split}", tuple(size), grey, ids)  # type: ignore[arg-type]
+            for split in ("val", "test") if (root / split / ANNOTATIONS).is_file()}
+    return DataSplits(train, held.get("test"), held.get("val"), test_official="test" in held, seed=seed)
+
+
+def _record(dataset: ImageDataset, folder: Path) -> dict[str, Any]:
+    """Write ``dataset``'s images as PNG files into ``folder/images`` and return its COCO annotations."""
+    from PIL import Image
+    from pycocotools import mask as mask_utils
+
+    if dataset.object_boxes is None or dataset.object_classes is None:
+        raise ValueError(f"dataset {dataset.name!r} has no objects (boxes and classes) to write as COCO annotations; "
+                         f"use a detection dataset such as shapes-det")
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    _, channels, h, w = dataset.images.shape
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
+    for i in range(len(dataset)):
+        name = f"{i:06d}.png"
+        array = dataset.images[i].permute(1, 2, 0).numpy()
+        Image.fromarray(array[:, :, 0] if channels == 1 else array).save(folder / "images" / name)
+        images.append({"id": i + 1, "file_name": name, "width": w, "height": h})
+        for slot in range(dataset.object_classes.shape[1]):
+            category = int(dataset.object_classes[i, slot])
+            if category < 0:
+                continue
+            x0, y0, x1, y1 = (float(v) for v in dataset.object_boxes[i, slot])
+            record: dict[str, Any] = {"id": len(annotations) + 1, "image_id": i + 1, "category_id": category + 1,
+                                      "bbox": [x0, y0, x1 - x0, y1 - y0], "area": (x1 - x0) * (y1 - y0),
+                                      "iscrowd": 0}
+            if dataset.object_masks is not None:
+                rle = mask_utils.encode(np.asfortranarray(dataset.object_masks[i, slot].numpy().astype(np.uint8)))
+                record["segmentation"] = {"size": rle["size"], "counts": rle["counts"].decode("ascii")}
+                record["area"] = float(mask_utils.area(rle))
+            annotations.append(record)
+    categories = [{"id": k + 1, "name": name} for k, name in enumerate(dataset.class_names)]
+    return {"images": images, "annotations": annotations, "categories": categories}
+
+
+def save_coco(data: ImageDataset | DataSplits, folder: str | Path) -> Path:
+    """Write a detection dataset (or each split of one: ``folder/train``, ``folder/test``, ``folder/val``) in COCO
+    format (module doc), the masks as RLE. ``load("coco:" + folder)`` reads it back. Returns ``folder``."""
+    root = Path(folder)
+    if root.exists() and any(root.iterdir()):
+        raise ValueError(f"{root}: the folder exists and is not empty; choose a new one")
+    parts = {"": data} if isinstance(data, ImageDataset) else {
+        split: part for split, part in (("train", data.train), ("val", data.val), ("test", data.test))
+        if part is not None}
+    for split, dataset in parts.items():
+        write_json(root / split / ANNOTATIONS, _record(dataset, root / split))
+    return root
