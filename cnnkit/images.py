@@ -88,6 +88,18 @@ class ImagePrep:
 
         return BatchTransform(mean=self.mean, std=self.std)(pixels, train=False)
 
+    def to_source(self, boxes: torch.Tensor, source: tuple[int, int]) -> torch.Tensor:
+        """Boxes ``(..., 4)`` ``(x0, y0, x1, y1)`` in the prepared input's pixels -> in the pixels of the file it
+        came from, of ``source`` = (width, height): the crop or stretch undone.
+
+        >>> ImagePrep((3, 16, 16)).to_source(torch.tensor([0.0, 0.0, 16.0, 8.0]), (80, 40)).tolist()
+        [20.0, 0.0, 60.0, 20.0]
+        """
+        h, w = self.size
+        left, top, right, bottom = crop_box(source, self.size) if self.fit == "crop" else (0, 0, *source)
+        scale = torch.tensor([(right - left) / w, (bottom - top) / h] * 2, dtype=torch.float32)
+        return boxes.float() * scale + torch.tensor([left, top, left, top], dtype=torch.float32)
+
     def show(self, x: torch.Tensor) -> np.ndarray:
         """A prepared ``(C, H, W)`` input back as a picture: ``(H, W)`` or ``(H, W, 3)`` float on [0, 1]."""
         if self.mean is not None and self.std is not None:
@@ -206,6 +218,13 @@ def read_pixels(path: str | Path, prep: ImagePrep) -> torch.Tensor:
 def input_from_file(path: str | Path, prep: ImagePrep) -> torch.Tensor:
     """The file at ``path`` as the network input: ``(C, H, W)`` float, prepared as ``prep`` says (module doc)."""
     return prep.normalise(read_pixels(path, prep)[None])[0]
+
+
+def source_size(path: str | Path) -> tuple[int, int]:
+    """The (width, height) of the image file at ``path`` as it is read upright (the EXIF orientation applied)."""
+    image, _ = open_upright(Path(path))
+    with image:
+        return image.size
 
 
 def expand_folders(paths: Sequence[str | Path]) -> list[str]:

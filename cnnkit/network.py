@@ -60,7 +60,7 @@ def describe(model: str, input_shape: Shape, num_classes: int, task: Task,
                          f"{wanted} network: {', '.join(fitting)} (cnnkit models); or leave --model out")
     kwargs: dict[str, Any] = {"in_channels": input_shape[0]}
     if info.num_classes is not None:  # the task's outputs: the classes, or localize's classes and box
-        kwargs["num_classes"] = task.output_shape(tuple(input_shape), num_classes)[0]
+        kwargs["num_classes"] = task.zoo_classes(num_classes)
     if "input_size" in info.options:
         kwargs["input_size"] = [input_shape[1], input_shape[2]]
     kwargs.update({key: value for key, value in task.zoo_kwargs.items() if key in info.options})

@@ -70,3 +70,34 @@ def digits_run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
         assert main(["train", "--model", str(table), "--data", "digits", "--classes", DIGITS_CLASSES, "--epochs", "2",
                      "--out", str(out), "--precision", "fp32", "--batch-size", "64", "--json"]) == 0
     return TrainedRun(out, json.loads(capture.getvalue()))
+
+
+@pytest.fixture(scope="session")
+def detect_run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
+    """``cnnkit train --task detect`` on 800 ``shapes-det`` scenes of 32x32 written as a COCO folder (train and
+    test splits), four epochs: trained, evaluated (``detections.json``), reported."""
+    from cnnkit.cli import main
+    from cnnkit.data import load
+    from cnnkit.data.coco import save_coco
+
+    folder = tmp_path_factory.mktemp("detect-run")
+    save_coco(load("shapes-det", num_samples=800, image_size=32), folder / "coco")
+    out = folder / "run"
+    capture = io.StringIO()
+    with redirect_stdout(capture):
+        assert main(["train", "--task", "detect", "--data", f"coco:{folder / 'coco'}", "--image-size", "32",
+                     "--epochs", "4", "--out", str(out), "--precision", "fp32", "--json"]) == 0
+    return TrainedRun(out, json.loads(capture.getvalue()))
+
+
+@pytest.fixture(scope="session")
+def localize_run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
+    """``cnnkit train --task localize`` (its defaults: fastnet, shapes-loc) at 32x32, three epochs."""
+    from cnnkit.cli import main
+
+    out = tmp_path_factory.mktemp("localize-run") / "run"
+    capture = io.StringIO()
+    with redirect_stdout(capture):
+        assert main(["train", "--task", "localize", "--image-size", "32", "--epochs", "3", "--out", str(out),
+                     "--precision", "fp32", "--json"]) == 0
+    return TrainedRun(out, json.loads(capture.getvalue()))

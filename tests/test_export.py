@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from cnnkit import models
 from cnnkit.cli import main
@@ -115,6 +117,30 @@ def test_a_trained_run_exports_with_its_preprocessing(digits_run: TrainedRun, tm
     assert main(["export", str(run), "--format", "torchscript", "--out", str(script_file)]) == 0
     assert "checked with torch.jit" in capsys.readouterr().out
     torch.testing.assert_close(run_exported(script_file, x), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_a_detection_run_exports_its_raw_heads_and_the_decoding_gives_the_same_objects(
+        detect_run: TrainedRun, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from cnnkit.runs import Run
+    from cnnkit.tasks.detect import decode
+
+    onnx_file = tmp_path / "detect.onnx"
+    assert main(["export", str(detect_run.folder), "--format", "onnx", "--out", str(onnx_file), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["max_abs_diff"] < 1e-3
+    meta = {p.key: p.value for p in onnx.load(str(onnx_file)).metadata_props}
+    assert meta["task"] == "detect" and meta["output"].startswith("(N, 10x8x8) per image: K heatmap logits")
+    opened = Run.open(detect_run.folder)
+    images = sorted((detect_run.folder.parent / "coco" / "test" / "images").iterdir())[:16]
+    pixels = torch.stack([torch.from_numpy(np.array(Image.open(f).convert("RGB"))).permute(2, 0, 1) for f in images])
+    x = opened.card.prep().normalise(pixels)
+    with torch.no_grad():
+        expected = opened.network()(x)
+    got = run_exported(onnx_file, x)
+    torch.testing.assert_close(got, expected, rtol=1e-3, atol=1e-4)
+    for ours, theirs in zip(decode(expected, (4.0, 4.0)), decode(got, (4.0, 4.0)), strict=True):
+        strong = ours.scores >= 0.3
+        assert torch.equal(ours.classes[strong], theirs.classes[: int(strong.sum())])
+        torch.testing.assert_close(ours.boxes[strong], theirs.boxes[: int(strong.sum())], rtol=1e-3, atol=1e-3)
 
 
 class _BatchOfOneDoubles(torch.nn.Module):

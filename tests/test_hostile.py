@@ -90,7 +90,7 @@ CASES: list[tuple[str, Edit, list[str], str]] = [
      "`input_shape` must be [C, H, W] with C in [1, 3] and sides from 1 to 8192"),
     ("a task that does not match the network", _set("task", "segment"), ["evaluate"],
      "the network outputs 5 per image, but the run's task and classes need 5x8x8"),
-    ("an unknown task", _set("task", "detect"), ["evaluate"], "`task` must be one of 'classify', 'segment'"),
+    ("an unknown task", _set("task", "caption"), ["evaluate"], "`task` must be one of 'classify', 'segment'"),
     ("a source name that is a path", _set("source.name", "../../../escaped"), ["report"],
      "`source.name` must be a plain name"),
     ("an absolute source name", _set("source.name", "/tmp/escaped"), ["evaluate"], "`source.name` must be a plain name"),

@@ -17,8 +17,9 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> None:
                     "zoo model: each image is converted to grey or RGB, resized and normalised as the network "
                     "expects, and the top classes are printed with their probabilities. A segmentation run writes "
                     "NAME.mask.png (class ids) and NAME.overlay.png, a denoising run NAME.denoised.png, a "
-                    "reconstruction run NAME.reconstructed.png. An unreadable image is reported and the others "
-                    "are still done (exit status 2).",
+                    "reconstruction run NAME.reconstructed.png, a localize or detect run NAME.boxes.png (the image "
+                    "with each object's box and class) and each box in the image's own pixels. An unreadable image "
+                    "is reported and the others are still done (exit status 2).",
         epilog="examples:\n  cnnkit predict runs/lenet5-fashion-mnist-20261121-120000 shirt.png\n"
                "  cnnkit predict --model efficientnet_lite0 --pretrained cat.png\n"
                "  cnnkit predict --pretrained *.jpg --top 3 --json\n"
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from cnnkit.images import expand_folders
     from cnnkit.inference import predict, predict_run
     from cnnkit.runs import Run
-    from cnnkit.tasks.outputs import ImageOutput, ImagePrediction
+    from cnnkit.tasks.outputs import ImageObjects, ImageOutput, ImagePrediction
 
     if args.pretrained:
         results: list[Any] = predict(expand_folders(args.images), model=args.model, top=args.top)
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
             )
         results = predict_run(run_dir, expand_folders(args.images[1:]), top=args.top, out=args.out)
         title = f"{run_dir.name}"
-        if any(isinstance(r, ImageOutput) for r in results):
+        if any(isinstance(r, ImageOutput | ImageObjects) for r in results):
             return _print_outputs(args, results)
     assert all(isinstance(r, ImagePrediction) for r in results)
     failed = [r for r in results if r.error is not None]
@@ -84,7 +85,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_outputs(args: argparse.Namespace, results: list[Any]) -> int:
-    """A segment, reconstruct or denoise run wrote its output images: say where they went."""
+    """A segment, reconstruct, denoise, localize or detect run wrote its output images: say where they went (and
+    what objects were found, box corners x0, y0, x1, y1 in the image's pixels)."""
+    from cnnkit.tasks.outputs import ImageObjects
+
     failed = [r for r in results if r.error is not None]
     if args.json:
         print(json_text({"predictions": [r.as_dict() for r in results]}))
@@ -93,6 +97,11 @@ def _print_outputs(args: argparse.Namespace, results: list[Any]) -> int:
             if result.error is not None:
                 continue
             written = ", ".join(f"{path} ({kind})" for kind, path in result.outputs.items())
+            if isinstance(result, ImageObjects):
+                found = "; ".join(f"{name} {score:.2f} at ({', '.join(f'{v:g}' for v in box)})"
+                                  for _, name, score, box in result.objects) or "no object"
+                print(f"{result.file} -> {written}: {found}")
+                continue
             classes = ", ".join(f"{name} {share:.1%}" for _, name, share in result.classes)
             print(f"{result.file} -> {written}" + (f": {classes}" if classes else ""))
     for result in failed:

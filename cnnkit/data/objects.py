@@ -3,7 +3,7 @@
 ``shapes-loc``: one shape per image, with its class, box and mask (deck 001's
 "classification + localisation"). ``shapes-det``: one to six shapes per image of
 the six classes, of varied size (8% to 30% of the shorter side), colour, aspect
-(stretched up to 1.6:1) and rotation, overlapping and occluding one another
+(stretched up to 1.6:1, except circles and squares) and rotation, overlapping and occluding one another
 (later ones on top), on a textured background (random gratings). Every object
 has a box and an instance mask of its *visible* pixels; as in COCO, the box is
 the visible part's extent, and an object hidden below 35% of its area is left
@@ -30,6 +30,7 @@ MIN_SIZE = 32
 MAX_OBJECTS = 6
 MIN_VISIBLE = 0.35  # an object occluded below this fraction of its area is left out
 MIN_PIXELS = 12  # and so is one of fewer visible pixels
+MIN_RADIUS = 5.0  # pixels: the smallest shape drawn, so that small images still have visible objects
 TEST_FRACTION = 0.2
 _STREAM = 20
 
@@ -65,6 +66,19 @@ def _texture(rng: np.random.Generator, n: int, size: tuple[int, int]) -> np.ndar
     return texture
 
 
+def _hues(rng: np.random.Generator, n: int, slots: int, dark_background: np.ndarray) -> np.ndarray:
+    """``(n, slots, 3)`` object colours on [0, 1]: hues spaced a sixth of the circle apart (shuffled, so that
+    objects of one image differ from one another), bright on dark backgrounds and dark on bright ones."""
+    from matplotlib.colors import hsv_to_rgb
+
+    start = rng.uniform(0.0, 1.0, (n, 1))
+    order = np.argsort(rng.random((n, slots)), axis=1)  # a random order of the six hues
+    hue = np.mod(start + order / slots + rng.uniform(-0.04, 0.04, (n, slots)), 1.0)
+    saturation = rng.uniform(0.6, 1.0, (n, slots))
+    value = np.where(dark_background[:, None], rng.uniform(0.8, 1.0, (n, slots)), rng.uniform(0.2, 0.4, (n, slots)))
+    return hsv_to_rgb(np.stack([hue, saturation, value], -1)).astype(np.float32)
+
+
 def draw_objects(num_samples: int, size: tuple[int, int] = DEFAULT_SIZE, seed: int = 0, min_objects: int = 1,
                  max_objects: int = MAX_OBJECTS, name: str = "shapes-det") -> ImageDataset:
     """``num_samples`` scenes of ``min_objects`` to ``max_objects`` shapes: ``(N, 3, H, W) uint8`` images with
@@ -84,14 +98,21 @@ def draw_objects(num_samples: int, size: tuple[int, int] = DEFAULT_SIZE, seed: i
     count = rng.integers(min_objects, max_objects + 1, n)
     kinds = rng.integers(0, len(SHAPE_NAMES), (n, m))
     low, high = (0.08, 0.3) if max_objects > 1 else (0.15, 0.4)
-    radius = (rng.uniform(low, high, (n, m)) * min(h, w)).astype(np.float32)
+    radius = np.maximum(rng.uniform(low, high, (n, m)) * min(h, w), MIN_RADIUS).astype(np.float32)
     stretch = np.exp(rng.uniform(-math.log(1.6), math.log(1.6), (n, m))).astype(np.float32)
+    # a stretched circle or square would be an ellipse or a rectangle, and an ellipse squeezed along its long axis
+    # could become a circle: those keep their class's shape
+    stretch[np.isin(kinds, [SHAPE_NAMES.index("circle"), SHAPE_NAMES.index("square")])] = 1.0
+    ellipse = kinds == SHAPE_NAMES.index("ellipse")
+    stretch[ellipse] = np.maximum(stretch[ellipse], 1.0 / stretch[ellipse])
     reach = radius * np.maximum(stretch, 1.0)  # the shape's extent from its centre, at most
     margin = np.minimum(reach, min(h, w) / 2 - 1)
     cx = rng.uniform(margin, w - margin).astype(np.float32)
     cy = rng.uniform(margin, h - margin).astype(np.float32)
     angle = rng.uniform(0.0, 2 * math.pi, (n, m)).astype(np.float32)
-    background, foreground = (c.astype(np.float32) for c in _colours(rng, n, rng.random(n) < 0.5, slots=m))
+    dark = rng.random(n) < 0.5
+    background = _colours(rng, n, dark, slots=1)[0].astype(np.float32)
+    foreground = _hues(rng, n, m, dark)
     contrast = rng.uniform(0.05, 0.15, n).astype(np.float32)[:, None, None, None]
     noise_std = rng.uniform(0.01, 0.05, n).astype(np.float32)[:, None, None, None]
 
@@ -122,6 +143,8 @@ def draw_objects(num_samples: int, size: tuple[int, int] = DEFAULT_SIZE, seed: i
     colour *= 255.0
     images = np.rint(colour, out=colour).astype(np.uint8)
     largest = np.take_along_axis(classes, visible.sum((2, 3)).argmax(1)[:, None], 1)[:, 0]
+    top = np.take_along_axis(kinds, (count - 1)[:, None], 1)[:, 0]  # the last drawn, should none be kept
+    largest = np.where(largest >= 0, largest, top)
     single = max_objects == 1
     return ImageDataset(
         images=torch.from_numpy(images), labels=torch.from_numpy(largest), class_names=SHAPE_NAMES, name=name,

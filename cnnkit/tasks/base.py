@@ -178,6 +178,10 @@ class Task:
         """What the network must output per image for this task."""
         raise NotImplementedError
 
+    def zoo_classes(self, num_classes: int) -> int:
+        """The ``num_classes`` a zoo network gets for data of ``num_classes`` classes (localize: 4 more, the box)."""
+        return num_classes
+
     def describe(self, num_classes: int) -> str:
         """The run in the training log's words, e.g. ``10 classes``."""
         return f"task {self}"
@@ -207,6 +211,6 @@ class Task:
         return results
 
     def write_outputs(self, file: str, x: torch.Tensor, output: torch.Tensor, prep: ImagePrep,
-                      class_names: Sequence[str], target: Path) -> ImageOutput:
+                      class_names: Sequence[str], target: Path) -> Prediction:
         """What the network made of one image (``x`` its input, ``output`` its output) as files named ``target.*``."""
         raise NotImplementedError

@@ -46,3 +46,21 @@ class ImageOutput:
         if self.classes:
             result["classes"] = [{"class": c, "name": n, "fraction": round(f, 6)} for c, n, f in self.classes]
         return result
+
+
+@dataclass(frozen=True)
+class ImageObjects:
+    """What a localisation or detection run found in one image file: its objects and the picture written."""
+
+    file: str
+    outputs: dict[str, str] = field(default_factory=dict)  # "boxes" -> the image with the boxes drawn
+    # (class, name, score, (x0, y0, x1, y1) in the input's pixels), best first
+    objects: tuple[tuple[int, str, float, tuple[float, ...]], ...] = ()
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        if self.error is not None:
+            return {"file": self.file, "error": self.error}
+        return {"file": self.file, "outputs": self.outputs,
+                "objects": [{"class": c, "name": n, "score": round(s, 6), "box": list(b)}
+                            for c, n, s, b in self.objects]}

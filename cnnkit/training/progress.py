@@ -13,7 +13,8 @@ HEARTBEAT_S = 10.0  # the longest a run stays silent when not on a terminal
 # how each task's metrics read in a progress line: name -> (label, format of the value)
 METRIC_FORMATS: dict[str, tuple[str, str]] = {
     "accuracy": ("acc", "{:.2%}"), "pixel_accuracy": ("pixel acc", "{:.2%}"), "mean_iou": ("mIoU", "{:.4f}"),
-    "psnr": ("PSNR", "{:.2f} dB"),
+    "psnr": ("PSNR", "{:.2f} dB"), "localization_accuracy": ("loc acc", "{:.2%}"),
+    "f1": ("F1", "{:.4f}"), "map": ("mAP", "{:.4f}"), "map50": ("AP50", "{:.4f}"),
 }
 
 

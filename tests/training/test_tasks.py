@@ -121,7 +121,7 @@ def test_task_defaults_and_option_checks() -> None:
                             ({"task": "denoise", "noise": "pink:0.3"}, "--noise must be KIND:AMOUNT"),
                             ({"task": "reconstruct", "label_smoothing": 0.1}, "--label-smoothing applies to cross-entropy"),
                             ({"model_options": ["width"]}, "--model-options must be KEY=VALUE"),
-                            ({"task": "detect"}, "unknown task 'detect'; choose from classify, segment, reconstruct, denoise")):
+                            ({"task": "caption"}, "unknown task 'caption'; choose from classify, segment, reconstruct, denoise, localize, detect")):
         with pytest.raises(ValueError, match=message):
             TrainConfig.from_dict(values)
 
