@@ -115,6 +115,24 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> argparse.ArgumentP
     deconv.add_argument("--bias", type=float, default=0.0, metavar="B", help="added to every output cell (default 0)")
     deconv.add_argument("--json", action="store_true", help="print JSON instead of text")
 
+    iou = what.add_parser("iou", help="intersection over union (and GIoU) of two boxes, worked",
+                          description="IoU of two boxes given as x0 y0 x1 y1 (left, top, right, bottom): the areas, "
+                          "the intersection, the union, the ratio, and GIoU; checked against the code detection runs "
+                          "use.")
+    iou.add_argument("--a", required=True, metavar="BOX", help='the first box, e.g. "10 10 50 60"')
+    iou.add_argument("--b", required=True, metavar="BOX", help='the second box, e.g. "30 30 70 80"')
+    iou.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    nms = what.add_parser("nms", help="non-maximum suppression of scored boxes, step by step",
+                          description="Class-wise non-maximum suppression: going down the scores, keep the best box "
+                          "left and remove every box of its class that overlaps it by more than --iou. Without "
+                          "--boxes, a detector's five boxes on a cat and a dog.")
+    nms.add_argument("--boxes", default=None, metavar="LIST",
+                     help='"x0 y0 x1 y1 score [class]; ..." (default: a worked example with a cat and a dog)')
+    nms.add_argument("--iou", type=float, default=0.5, metavar="T", help="the IoU above which a box is removed "
+                     "(default 0.5)")
+    nms.add_argument("--json", action="store_true", help="print JSON instead of text")
+
     example = what.add_parser("example", help="recompute one slide example and check it",
                               description="Recompute one of the lecture slides' worked examples; where the slide "
                               "printed another number, say where and why.")
@@ -176,6 +194,10 @@ def _calculate(args: argparse.Namespace) -> Any:
         return explain.explain_params(args.layer, in_channels=args.in_channels, filters=args.filters, kernel=args.kernel,
                                       units=args.units, in_features=args.in_features, multiplier=args.multiplier,
                                       bias=not args.no_bias)
+    if args.what == "iou":
+        return explain.explain_iou(args.a, args.b)
+    if args.what == "nms":
+        return explain.explain_nms(args.boxes if args.boxes is not None else explain.NMS_EXAMPLE, args.iou)
     if args.what == "deconv":
         return explain.explain_deconv(args.input, args.kernel, args.stride, args.padding, args.output_padding, args.bias)
     return explain.explain_conv_backprop(args.input, args.kernel, args.grad)

@@ -23,6 +23,7 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> None:
         epilog="examples:\n  cnnkit predict runs/lenet5-fashion-mnist-20261121-120000 shirt.png\n"
                "  cnnkit predict --model efficientnet_lite0 --pretrained cat.png\n"
                "  cnnkit predict --pretrained *.jpg --top 3 --json\n"
+               "  cnnkit predict --pretrained cat.png --task localize   # a box from the class activation map\n"
                "  cnnkit predict runs/unet-shapes-seg-20261121-120000 scene.png --out masks/",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -33,8 +34,13 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> None:
     parser.add_argument("--pretrained", action="store_true",
                         help="use the model's pretrained weights (required: a freshly initialised model predicts noise)")
     parser.add_argument("--top", type=int, default=5, metavar="K", help="how many classes to show per image (default 5)")
-    parser.add_argument("--out", metavar="DIR", help="segment, reconstruct and denoise runs: where to write the "
-                        "output images (default: beside each image)")
+    parser.add_argument("--out", metavar="DIR", help="segment, reconstruct, denoise, localize and detect: where to "
+                        "write the output images (default: beside each image)")
+    parser.add_argument("--task", choices=("classify", "localize"), default="classify",
+                        help="with --pretrained: classify (the top classes, the default) or localize (a box around "
+                             "the top class's object from its class activation map, CAM localisation; NAME.boxes.png)")
+    parser.add_argument("--class", dest="target", metavar="CLASS", default=None,
+                        help="--task localize: box this class (index or name) instead of the top one")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -42,14 +48,23 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from cnnkit.images import expand_folders
-    from cnnkit.inference import predict, predict_run
+    from cnnkit.inference import localize_pretrained, predict, predict_run
     from cnnkit.runs import Run
     from cnnkit.tasks.outputs import ImageObjects, ImageOutput, ImagePrediction
 
+    if args.target is not None and args.task != "localize":
+        raise ValueError(f"--class chooses the class that --task localize boxes. Received: --class {args.target!r} "
+                         f"with --task {args.task}")
+    if args.pretrained and args.task == "localize":
+        return _print_outputs(args, localize_pretrained(expand_folders(args.images), args.model, args.target,
+                                                        args.out))
     if args.pretrained:
         results: list[Any] = predict(expand_folders(args.images), model=args.model, top=args.top)
         title = f"{args.model} (pretrained)"
     else:
+        if args.task != "classify":
+            raise ValueError(f"--task {args.task} is for --pretrained models; a run predicts with its own task. "
+                             f"Received: --task {args.task} without --pretrained")
         run_dir = Path(args.images[0])
         if not Run.is_run(run_dir) or len(args.images) < 2:
             raise ValueError(

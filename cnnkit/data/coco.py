@@ -179,7 +179,8 @@ def _read_set(root: Path, name: str, size: tuple[int, int] | None, grayscale: bo
     largest = np.where(largest < 0, 0, largest)  # an image without objects: labelled as the first class
     return ImageDataset(tensor, torch.from_numpy(largest), tuple(categories[c] for c in ids), name, str(root),
                         files=tuple(files), object_boxes=torch.from_numpy(boxes),
-                        object_classes=torch.from_numpy(classes), object_masks=torch.from_numpy(masks))
+                        object_classes=torch.from_numpy(classes), object_masks=torch.from_numpy(masks),
+                        fit="stretch")
 
 
 def load_coco(path: str | Path, image_size: tuple[int, int] | None = None, grayscale: bool | None = None,

@@ -59,6 +59,7 @@ class ImageDataset:
     object_classes: torch.Tensor | None = None  # (N, M) int64, -1 = no object in that slot
     object_masks: torch.Tensor | None = None  # (N, M, H, W) bool
     skipped: tuple[str, ...] = ()  # "path: reason" for each file left out by skip_bad_images
+    fit: str = "crop"  # how image files were fitted to the size (cnnkit.images.ImagePrep): predict reads them so
 
     def __post_init__(self) -> None:
         _check_dataset(self)

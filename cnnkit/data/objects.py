@@ -24,7 +24,7 @@ from cnnkit.data.dataset import TEST_STREAM, DataSplits, ImageDataset, split_off
 from cnnkit.data.shapes import SHAPE_NAMES, _boxes, _colours, _inside
 
 DEFAULT_LOC_COUNT = 6_000
-DEFAULT_DET_COUNT = 4_000
+DEFAULT_DET_COUNT = 12_500
 DEFAULT_SIZE = (64, 64)
 MIN_SIZE = 32
 MAX_OBJECTS = 6

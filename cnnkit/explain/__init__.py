@@ -9,8 +9,8 @@
 
 Convolution of one matrix (:func:`explain_conv`) or of a multi-channel volume with
 several filters (:func:`explain_conv_volume`), pooling, activations, softmax, a dense
-layer, parameter counts, backprop through a convolution and a transposed convolution
-(:func:`explain_deconv`); each is data (``to_dict()``
+layer, parameter counts, backprop through a convolution, a transposed convolution
+(:func:`explain_deconv`), the IoU of two boxes and non-maximum suppression (:mod:`cnnkit.explain.boxes`); each is data (``to_dict()``
 for JSON) and :func:`render_any` lays it out as text. The numbers come from
 :mod:`cnnkit.arith` (sizes, parameters and their formulas) and :mod:`cnnkit.reference`
 (the operations themselves); this package lays them out.
@@ -19,6 +19,7 @@ for JSON) and :func:`render_any` lays it out as text. The numbers come from
 from __future__ import annotations
 
 from cnnkit.explain.backprop import explain_conv_backprop
+from cnnkit.explain.boxes import NMS_EXAMPLE, explain_iou, explain_nms
 from cnnkit.explain.deconv import explain_deconv
 from cnnkit.explain.examples import example_names, explain_example, explain_examples, load_examples
 from cnnkit.explain.layers import ACTIVATIONS, explain_activation, explain_dense, explain_softmax
@@ -33,6 +34,7 @@ from cnnkit.explain.working import Calculation
 __all__ = [
     "ACTIVATIONS",
     "LAYERS",
+    "NMS_EXAMPLE",
     "POOL_MODES",
     "Calculation",
     "Check",
@@ -48,6 +50,8 @@ __all__ = [
     "explain_dense",
     "explain_example",
     "explain_examples",
+    "explain_iou",
+    "explain_nms",
     "explain_params",
     "explain_pool",
     "explain_softmax",

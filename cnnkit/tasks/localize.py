@@ -4,8 +4,11 @@ Any classification network becomes a localiser by giving it ``K + 4`` outputs:
 ``K`` class scores and four box numbers. The box is read as centre and size on
 [0, 1] of the image, ``(cx, cy, w, h) = sigmoid(raw)``, so every output is a
 valid box inside the image. The loss adds to the class cross-entropy the L1
-distance of the box's corners (as fractions of the image, weight 5) and the
-GIoU loss (:mod:`cnnkit.evaluation.boxes`), the usual pair since DETR.
+distance of the box's corners (as fractions of the image, weight 1) and the
+GIoU loss (:mod:`cnnkit.evaluation.boxes`, weight 2), the usual pair since DETR.
+The weights are the ones that train the class and the box together best on
+shapes-loc: with L1 at DETR's 5, the box takes over the shared features and
+the class lags (fastnet, 8 epochs: 77.7% of classes right instead of 98.2%).
 
 Scores: accuracy (the class), mean IoU of the box with the true one, and the
 *localisation accuracy* of ILSVRC: the class right **and** IoU >= 0.5, the
@@ -31,7 +34,8 @@ from cnnkit.runtime import Runtime
 from cnnkit.tasks.base import SHOWN, EvalContext, Shape, Task, spread
 from cnnkit.tasks.outputs import ImageObjects
 
-BOX_L1_WEIGHT = 5.0
+BOX_L1_WEIGHT = 1.0
+GIOU_WEIGHT = 2.0
 IOU_HIT = 0.5  # ILSVRC: a box is right when its IoU with the true box is at least this
 
 
@@ -68,7 +72,7 @@ class Localize(Task):
     name = "localize"
     metric = "localization_accuracy"
     zoo_kind = "classification"
-    defaults: ClassVar[dict[str, Any]] = {"model": "fastnet", "data": "shapes-loc", "epochs": 8,
+    defaults: ClassVar[dict[str, Any]] = {"model": "fastnet", "data": "shapes-loc", "epochs": 20,
                                           "label_smoothing": 0.0}
     table_hint = "; its last dense layer needs {n} + 4 units (the class scores, then the box)"
     output_words = ("K class scores (logits), then 4 box numbers: sigmoid gives the box's centre x, y and width, "
@@ -104,7 +108,7 @@ class Localize(Task):
         logits, box = output[:, :-4], decode_boxes(output[:, -4:])
         labels, truth = y[:, 0].long(), y[:, 1:]
         return (F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
-                + BOX_L1_WEIGHT * (box - truth).abs().sum(1).mean() + giou_loss(box, truth).mean())
+                + BOX_L1_WEIGHT * (box - truth).abs().sum(1).mean() + GIOU_WEIGHT * giou_loss(box, truth).mean())
 
     def _hits(self, output: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per image: whether the class is right, and the IoU of the box."""

@@ -230,7 +230,8 @@ def _train(config: TrainConfig, runtime: Runtime, place: Distributed, quiet: boo
     shape = train_set.input_shape
     folder = Path(config.out) if config.out else Path(distributed.broadcast_text(str(_default_run_dir(config)), place))
     card = ModelCard(config.task, source, shape, train_set.class_names, transform.to_dict(), spec, config.noise,
-                     eval_split=splits.eval_split or "", skipped_files=tuple(splits.skipped))
+                     eval_split=splits.eval_split or "", skipped_files=tuple(splits.skipped),
+                     image={"fit": train_set.fit, "interpolation": "bilinear"})
     leftover = check_out_folder(folder)
     if leftover and not quiet:
         print(leftover)
