@@ -100,6 +100,18 @@ class ImagePrep:
         scale = torch.tensor([(right - left) / w, (bottom - top) / h] * 2, dtype=torch.float32)
         return boxes.float() * scale + torch.tensor([left, top, left, top], dtype=torch.float32)
 
+    def mask_to_source(self, mask: torch.Tensor, source: tuple[int, int]) -> np.ndarray:
+        """A mask ``(H, W)`` bool on the prepared input -> ``(height, width)`` bool on the file it came from, of
+        ``source`` = (width, height): resized into the region the input was cut from (outside it: False)."""
+        left, top, right, bottom = crop_box(source, self.size) if self.fit == "crop" else (0, 0, *source)
+        region = (max(1, round(right - left)), max(1, round(bottom - top)))
+        picture = Image.fromarray(mask.cpu().numpy().astype(np.uint8) * 255).resize(region, Image.Resampling.BILINEAR)
+        out = np.zeros((source[1], source[0]), dtype=bool)
+        x0, y0 = round(left), round(top)
+        part = np.asarray(picture) >= 128
+        out[y0:y0 + part.shape[0], x0:x0 + part.shape[1]] = part[:source[1] - y0, :source[0] - x0]
+        return out
+
     def show(self, x: torch.Tensor) -> np.ndarray:
         """A prepared ``(C, H, W)`` input back as a picture: ``(H, W)`` or ``(H, W, 3)`` float on [0, 1]."""
         if self.mean is not None and self.std is not None:

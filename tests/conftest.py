@@ -101,3 +101,21 @@ def localize_run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
         assert main(["train", "--task", "localize", "--image-size", "32", "--epochs", "3", "--out", str(out),
                      "--precision", "fp32", "--json"]) == 0
     return TrainedRun(out, json.loads(capture.getvalue()))
+
+
+@pytest.fixture(scope="session")
+def instance_run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
+    """``cnnkit train --task instance`` on 600 ``shapes-det`` scenes of 32x32 written as a COCO folder (masks as
+    RLE), three epochs."""
+    from cnnkit.cli import main
+    from cnnkit.data import load
+    from cnnkit.data.coco import save_coco
+
+    folder = tmp_path_factory.mktemp("instance-run")
+    save_coco(load("shapes-det", num_samples=600, image_size=32), folder / "coco")
+    out = folder / "run"
+    capture = io.StringIO()
+    with redirect_stdout(capture):
+        assert main(["train", "--task", "instance", "--data", f"coco:{folder / 'coco'}", "--image-size", "32",
+                     "--epochs", "3", "--out", str(out), "--precision", "fp32", "--json"]) == 0
+    return TrainedRun(out, json.loads(capture.getvalue()))

@@ -143,6 +143,15 @@ def test_a_detection_run_exports_its_raw_heads_and_the_decoding_gives_the_same_o
         torch.testing.assert_close(ours.boxes[strong], theirs.boxes[: int(strong.sum())], rtol=1e-3, atol=1e-3)
 
 
+def test_an_instance_run_exports_its_heads_and_mask_features(instance_run: TrainedRun, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    onnx_file = tmp_path / "instance.onnx"
+    assert main(["export", str(instance_run.folder), "--format", "onnx", "--out", str(onnx_file), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["max_abs_diff"] < 1e-3
+    meta = {p.key: p.value for p in onnx.load(str(onnx_file)).metadata_props}
+    assert meta["task"] == "instance" and meta["output"].startswith("(N, 115x8x8) per image")
+
+
 class _BatchOfOneDoubles(torch.nn.Module):
     """Doubles its output for a batch of one: a trace made with one image bakes the factor 2 into the graph."""
 

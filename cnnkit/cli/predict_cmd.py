@@ -17,8 +17,9 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> None:
                     "zoo model: each image is converted to grey or RGB, resized and normalised as the network "
                     "expects, and the top classes are printed with their probabilities. A segmentation run writes "
                     "NAME.mask.png (class ids) and NAME.overlay.png, a denoising run NAME.denoised.png, a "
-                    "reconstruction run NAME.reconstructed.png, a localize or detect run NAME.boxes.png (the image "
-                    "with each object's box and class) and each box in the image's own pixels. An unreadable image "
+                    "reconstruction run NAME.reconstructed.png, a localize, detect or instance run NAME.boxes.png (the "
+                    "image with each object's box and class; instance: NAME.mask<k>.png, each object's mask) and each "
+                    "box in the image's own pixels. An unreadable image "
                     "is reported and the others are still done (exit status 2).",
         epilog="examples:\n  cnnkit predict runs/lenet5-fashion-mnist-20261121-120000 shirt.png\n"
                "  cnnkit predict --model efficientnet_lite0 --pretrained cat.png\n"

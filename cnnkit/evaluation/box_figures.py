@@ -16,11 +16,13 @@ OVERLAY_MIN_SIDE = 256
 
 @dataclass(frozen=True)
 class Drawn:
-    """The boxes of one image to draw: ``(M, 4)`` pixels, their classes ``(M,)`` and scores (None: true boxes)."""
+    """The boxes of one image to draw: ``(M, 4)`` pixels, their classes ``(M,)`` and scores (None: true boxes),
+    and their instance masks ``(M, H, W)`` bool (None: none)."""
 
     boxes: torch.Tensor
     classes: torch.Tensor
     scores: torch.Tensor | None = None
+    masks: torch.Tensor | None = None
 
 
 def _picture(image: torch.Tensor) -> np.ndarray:
@@ -45,7 +47,12 @@ def boxes_figure(images: torch.Tensor, truth: Sequence[Drawn], predicted: Sequen
         ax.axis("off")
         if k >= n:
             continue
-        ax.imshow(_picture(images[k]), interpolation="nearest")
+        picture = _picture(images[k])
+        shown = predicted[k]
+        if shown.masks is not None:  # the network's masks tinted in their classes' colours
+            for mask, c in zip(shown.masks.cpu().numpy(), shown.classes.tolist(), strict=True):
+                picture[mask] = 0.5 * picture[mask] + 0.5 * colours[int(c) % len(colours)]
+        ax.imshow(picture, interpolation="nearest")
         for drawn, solid in ((truth[k], False), (predicted[k], True)):
             for j in range(len(drawn.classes)):
                 x0, y0, x1, y1 = (float(v) for v in drawn.boxes[j])
@@ -65,10 +72,12 @@ def boxes_figure(images: torch.Tensor, truth: Sequence[Drawn], predicted: Sequen
 
 
 def overlay_file(file: str | Path, boxes: torch.Tensor, labels: Sequence[str], classes: torch.Tensor,
-                 num_classes: int, path: Path) -> Path:
-    """The image ``file`` at its own size (enlarged by a whole factor to at least 256 pixels) with each box ``(M, 4)`` (the file's pixels) outlined in its class's
-    colour and labelled (``labels``, e.g. ``"cat 0.93"``); written as PNG to ``path``, atomically."""
-    from PIL import ImageDraw
+                 num_classes: int, path: Path, masks: Sequence[np.ndarray] = ()) -> Path:
+    """The image ``file`` at its own size (enlarged by a whole factor to at least 256 pixels) with each box
+    ``(M, 4)`` (the file's pixels) outlined in its class's colour and labelled (``labels``, e.g. ``"cat 0.93"``),
+    each of ``masks`` ``(height, width)`` bool (the file's pixels) tinted in that colour; written as PNG to
+    ``path``, atomically."""
+    from PIL import Image, ImageDraw
 
     from cnnkit.fileio import atomic_write
     from cnnkit.images import open_upright, png_bytes
@@ -81,6 +90,12 @@ def overlay_file(file: str | Path, boxes: torch.Tensor, labels: Sequence[str], c
         picture = picture.resize((picture.width * zoom, picture.height * zoom), resample=0)  # nearest
         boxes = boxes * zoom
     colours = (class_colours(num_classes + 1)[1:, :3] * 255).round().astype(np.uint8)
+    if len(masks):  # each object's mask (the file's pixels), tinted in its class's colour
+        pixels = np.asarray(picture).astype(np.float32)
+        for mask, c in zip(masks, classes.tolist(), strict=True):
+            big = np.repeat(np.repeat(mask, zoom, 0), zoom, 1)
+            pixels[big] = 0.5 * pixels[big] + 0.5 * colours[int(c) % len(colours)]
+        picture = Image.fromarray(pixels.round().astype(np.uint8))
     draw = ImageDraw.Draw(picture)
     width = max(1, round(max(picture.size) / 200))
     for box, label, c in zip(boxes.tolist(), labels, classes.tolist(), strict=True):

@@ -31,6 +31,8 @@ class Detections:
     boxes: torch.Tensor
     scores: torch.Tensor
     classes: torch.Tensor
+    cells: torch.Tensor | None = None  # (D,) int64: the grid cell (flattened) each was decoded at, when known
+    shapes: list[dict[str, Any]] | None = None  # instance masks as COCO RLEs (:func:`rle`), when there are masks
 
 
 @dataclass(frozen=True)
@@ -45,29 +47,50 @@ class MapScores:
     per_class_ap50: list[float | None]
 
 
+def rle(masks: np.ndarray) -> list[dict[str, Any]]:
+    """``(D, H, W)`` bool masks -> COCO run-length encodings (``counts`` as text), through pycocotools."""
+    from pycocotools import mask as coco_mask
+
+    if len(masks) == 0:
+        return []
+    encoded = coco_mask.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
+    return [{"size": [int(v) for v in e["size"]], "counts": e["counts"].decode("ascii")} for e in encoded]
+
+
 def coco_documents(truth_boxes: torch.Tensor, truth_classes: torch.Tensor, detections: Sequence[Detections],
-                   class_names: Sequence[str], size: tuple[int, int],
-                   files: Sequence[str] | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+                   class_names: Sequence[str], size: tuple[int, int], files: Sequence[str] | None = None,
+                   truth_masks: torch.Tensor | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The COCO ground truth (``annotations.json`` layout) of the true ``truth_boxes`` ``(N, M, 4)`` pixels with
     ``truth_classes`` ``(N, M)`` (``-1``: no object) of images of ``size`` (H, W), and the COCO results list of
     ``detections`` (one per image): image ``i`` is id ``i + 1``, class ``k`` category ``k + 1``, boxes
-    ``[x, y, w, h]``; ``files`` (the images' files, when known) become the ``file_name``s."""
+    ``[x, y, w, h]``; ``files`` (the images' files, when known) become the ``file_name``s. With ``truth_masks``
+    ``(N, M, H, W)`` (and ``shapes`` in the detections) both carry RLE ``segmentation``s, for mask AP."""
     h, w = size
     images = [{"id": i + 1, "width": w, "height": h, "file_name": files[i] if files else f"{i + 1}.png"}
               for i in range(len(truth_boxes))]
     annotations: list[dict[str, Any]] = []
     for i in range(len(truth_boxes)):
-        for j in range(truth_classes.shape[1]):
-            c = int(truth_classes[i, j])
-            if c < 0:
-                continue
+        real = [j for j in range(truth_classes.shape[1]) if int(truth_classes[i, j]) >= 0]
+        truth_shapes: Sequence[dict[str, Any] | None] = (rle(truth_masks[i, real].cpu().numpy())
+                                                         if truth_masks is not None else [None] * len(real))
+        for j, shape in zip(real, truth_shapes, strict=True):
             x0, y0, x1, y1 = (float(v) for v in truth_boxes[i, j])
-            annotations.append({"id": len(annotations) + 1, "image_id": i + 1, "category_id": c + 1,
-                                "bbox": [x0, y0, x1 - x0, y1 - y0], "area": (x1 - x0) * (y1 - y0), "iscrowd": 0})
-    results = [{"image_id": i + 1, "category_id": int(c) + 1, "score": round(float(s), 6),
-                "bbox": [round(float(v), 3) for v in (b[0], b[1], b[2] - b[0], b[3] - b[1])]}
-               for i, found in enumerate(detections)
-               for b, s, c in zip(found.boxes, found.scores, found.classes, strict=True)]
+            annotation = {"id": len(annotations) + 1, "image_id": i + 1, "category_id": int(truth_classes[i, j]) + 1,
+                          "bbox": [x0, y0, x1 - x0, y1 - y0], "area": (x1 - x0) * (y1 - y0), "iscrowd": 0}
+            if shape is not None and truth_masks is not None:
+                annotation["segmentation"] = shape
+                annotation["area"] = float(truth_masks[i, j].sum())  # COCO's area of a mask: its pixels
+            annotations.append(annotation)
+    results = []
+    for i, found in enumerate(detections):
+        outlines: Sequence[dict[str, Any] | None] = (found.shapes if found.shapes is not None
+                                                     else [None] * len(found.scores))
+        for b, s, c, shape in zip(found.boxes, found.scores, found.classes, outlines, strict=True):
+            result = {"image_id": i + 1, "category_id": int(c) + 1, "score": round(float(s), 6),
+                      "bbox": [round(float(v), 3) for v in (b[0], b[1], b[2] - b[0], b[3] - b[1])]}
+            if shape is not None:
+                result["segmentation"] = shape
+            results.append(result)
     categories = [{"id": k + 1, "name": name} for k, name in enumerate(class_names)]
     return {"images": images, "annotations": annotations, "categories": categories}, results
 
@@ -81,8 +104,9 @@ def coco_map(truth_boxes: torch.Tensor, truth_classes: torch.Tensor, detections:
     return evaluate_documents(truth, results)
 
 
-def evaluate_documents(truth: dict[str, Any], results: list[dict[str, Any]]) -> MapScores:
-    """pycocotools' ``COCOeval`` (boxes) of COCO ``results`` against the ground-truth document ``truth``."""
+def evaluate_documents(truth: dict[str, Any], results: list[dict[str, Any]], kind: str = "bbox") -> MapScores:
+    """pycocotools' ``COCOeval`` of COCO ``results`` against the ground-truth document ``truth``: box AP
+    (``kind="bbox"``) or mask AP (``"segm"``, both documents carrying RLE ``segmentation``s)."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -95,7 +119,7 @@ def evaluate_documents(truth: dict[str, Any], results: list[dict[str, Any]]) -> 
         reference = COCO()
         reference.dataset = truth
         reference.createIndex()
-        evaluation = COCOeval(reference, reference.loadRes(results), "bbox")
+        evaluation = COCOeval(reference, reference.loadRes(results), kind)
         evaluation.evaluate()
         evaluation.accumulate()
         evaluation.summarize()

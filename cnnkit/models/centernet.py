@@ -11,8 +11,19 @@ per object, one peak per object.
 each class's centre probability), then width and height (in grid cells) and the
 x and y offsets of the centre within its cell.
 
-The backbone here is a small residual network of our own (four stages,
-strides 1 to 8) with a feature-pyramid merge back to stride 4.
+The default backbone is a small residual network of our own (four stages,
+strides 1 to 8) with a feature-pyramid merge back to stride 4. ``backbone=NAME``
+puts any classification network of the zoo underneath instead (transfer
+learning into detection): its deepest feature map at 1/16 of the input (or the
+coarsest it has, if it stops earlier) is brought back to 1/4 by transposed
+convolutions (4x4, stride 2, as CenterNet does on ResNet), then the same
+heads. ``pretrained_backbone=true`` starts it from the zoo's pretrained weights
+(EfficientNet-Lite's ImageNet weights) with its BatchNorm statistics frozen, as
+``cnnkit transfer`` does: detection batches are small and their statistics
+would overwrite ImageNet's.
+
+``centernet_masks`` adds CondInst's dynamic mask head (:class:`CenterHeads`,
+:mod:`cnnkit.tasks.instance`): instance segmentation on the same detector.
 """
 
 from __future__ import annotations
@@ -51,7 +62,7 @@ class _Residual(nn.Module):
 class CenterNet(nn.Module):
     """Backbone at strides 1, 2, 4, 8; stride 8 upsampled and added to stride 4; three heads."""
 
-    def __init__(self, num_classes: int, in_channels: int, width: int) -> None:
+    def __init__(self, num_classes: int, in_channels: int, width: int, masks: bool = False) -> None:
         super().__init__()
         self.in_channels = in_channels
         w = width
@@ -62,13 +73,7 @@ class CenterNet(nn.Module):
         self.lateral = nn.Conv2d(8 * w, 4 * w, 1)
         self.merge = _conv(4 * w, 4 * w)
 
-        def head(outputs: int) -> nn.Sequential:
-            return nn.Sequential(nn.Conv2d(4 * w, 4 * w, 3, 1, 1), nn.ReLU(inplace=True), nn.Conv2d(4 * w, outputs, 1))
-
-        self.heatmap, self.size, self.offset = head(num_classes), head(2), head(2)
-        last = self.heatmap[-1]
-        assert isinstance(last, nn.Conv2d) and last.bias is not None
-        nn.init.constant_(last.bias, -math.log((1 - PRIOR) / PRIOR))
+        self.heads = CenterHeads(4 * w, num_classes, masks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input("centernet", x, self.in_channels)
@@ -80,14 +85,163 @@ class CenterNet(nn.Module):
         c8 = self.stage8(c4)  # (N, 8w, H/8, W/8)
         up = F.interpolate(self.lateral(c8), size=c4.shape[-2:], mode="nearest")
         features = self.merge(c4 + up)  # (N, 4w, H/4, W/4)
-        return torch.cat([self.heatmap(features), self.size(features), self.offset(features)], 1)  # (N, K+4, ...)
+        return self.heads(features)  # (N, K + 4 [+ mask outputs], H/4, W/4)
+
+
+MASK_FEATURES = 8  # instance masks: channels of the shared mask features
+MASK_HIDDEN = 8  # and of the hidden layer of each object's own mask head
+# each object's mask head, (features + 2 coordinates) -> hidden -> 1, as numbers the network outputs at its centre
+MASK_PARAMS = (MASK_FEATURES + 2) * MASK_HIDDEN + MASK_HIDDEN + MASK_HIDDEN + 1
+
+
+class CenterHeads(nn.Module):
+    """CenterNet's heads on stride-4 features ``(N, C, h, w)`` -> ``(N, K + 4, h, w)``: the heatmaps, then width,
+    height and the centre's offsets. With ``masks`` (CondInst's dynamic mask head, Tian et al. 2020) also
+    :data:`MASK_PARAMS` channels, the weights of a small mask head for the object centred at each cell, and
+    :data:`MASK_FEATURES` channels of mask features shared by every object: ``(N, K + 4 + 97 + 8, h, w)``."""
+
+    def __init__(self, channels: int, num_classes: int, masks: bool = False) -> None:
+        super().__init__()
+
+        def head(outputs: int) -> nn.Sequential:
+            return nn.Sequential(nn.Conv2d(channels, channels, 3, 1, 1), nn.ReLU(inplace=True),
+                                 nn.Conv2d(channels, outputs, 1))
+
+        self.heatmap, self.size, self.offset = head(num_classes), head(2), head(2)
+        last = self.heatmap[-1]
+        assert isinstance(last, nn.Conv2d) and last.bias is not None
+        nn.init.constant_(last.bias, -math.log((1 - PRIOR) / PRIOR))
+        self.controller = head(MASK_PARAMS) if masks else None
+        self.mask_features = head(MASK_FEATURES) if masks else None
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        parts = [self.heatmap(features), self.size(features), self.offset(features)]
+        if self.controller is not None and self.mask_features is not None:
+            parts += [self.controller(features), self.mask_features(features)]
+        return torch.cat(parts, 1)
+
+
+def feature_layer(backbone: nn.Module, in_channels: int, deepest: int = 16) -> tuple[str, int, int]:
+    """``(name, channels, stride)`` of the module whose output is ``backbone``'s deepest feature map at a stride of
+    at most ``deepest``: of the outputs at the coarsest such stride, the last block's (a module made of modules)
+    called, else the last layer's; found by one pass of a 128x128 zero image. A network without a feature map
+    of stride 4 to ``deepest`` is a ValueError."""
+    size, outputs = 128, []
+    hooks = [m.register_forward_hook(lambda m, i, o, name=name: outputs.append((name, o)))
+             for name, m in backbone.named_modules() if name]
+    try:
+        with torch.no_grad():
+            backbone.eval()(torch.zeros(1, in_channels, size, size))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    blocks = {name for name, m in backbone.named_modules() if name and any(True for _ in m.children())}
+    maps = [(name, o.shape[1], size // o.shape[-1], name in blocks) for name, o in outputs
+            if isinstance(o, torch.Tensor) and o.dim() == 4 and o.shape[-1] == o.shape[-2]
+            and size % o.shape[-1] == 0 and 4 <= size // o.shape[-1] <= deepest]
+    if not maps:
+        raise ValueError(f"centernet: the backbone {type(backbone).__name__} has no feature map at 1/4 to "
+                         f"1/{deepest} of its input; choose a convolutional classification network")
+    stride = max(m[2] for m in maps)
+    at_stride = [m for m in maps if m[2] == stride]
+    # a block's output (a module made of others: a ResNet stage, an EfficientNet block) rather than a layer inside
+    name, channels, _, _ = ([m for m in at_stride if m[3]] or at_stride)[-1]
+    return name, int(channels), int(stride)
+
+
+class BackboneCenterNet(nn.Module):
+    """A classification network's feature map (``layer``, ``stride``) -> transposed convolutions to stride 4 ->
+    CenterNet's heads. The backbone runs whole; a forward hook takes the map (so any ``nn.Module`` serves)."""
+
+    def __init__(self, backbone: nn.Module, layer: str, channels: int, stride: int, num_classes: int,
+                 width: int, masks: bool = False) -> None:
+        super().__init__()
+        self.backbone, self.layer, self.stride = backbone, layer, stride
+        self.in_channels = next(p for p in backbone.parameters() if p.dim() == 4).shape[1]
+        steps, cin = [], channels
+        for _ in range(int(math.log2(stride // STRIDE))):
+            steps += [nn.ConvTranspose2d(cin, 4 * width, 4, 2, 1, bias=False), nn.BatchNorm2d(4 * width),
+                      nn.ReLU(inplace=True)]
+            cin = 4 * width
+        self.up = nn.Sequential(*steps, _conv(cin, 4 * width))
+        self.heads = CenterHeads(4 * width, num_classes, masks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input("centernet", x, self.in_channels)
+        if x.shape[-2] % self.stride or x.shape[-1] % self.stride:
+            raise ValueError(f"centernet on this backbone needs a height and width that are multiples of "
+                             f"{self.stride} (its features are at 1/{self.stride} of the input); use --image-size. "
+                             f"Received: input shape={tuple(x.shape)}")
+        taken: list[torch.Tensor] = []
+        hook = self.backbone.get_submodule(self.layer).register_forward_hook(lambda m, i, o: taken.append(o))
+        try:
+            self.backbone(x)  # the classifier's output is not used: only the feature map
+        finally:
+            hook.remove()
+        return self.heads(self.up(taken[0]))  # (N, 4w, H/4, W/4) -> (N, K + 4 [+ mask outputs], H/4, W/4)
+
+
+def _backbone(name: str, in_channels: int, pretrained: bool) -> nn.Module:
+    """The zoo classification network ``name`` (pretrained, with frozen BatchNorm statistics, when asked)."""
+    from cnnkit.layers import freeze_statistics
+    from cnnkit.models.registry import create, info, names
+
+    fitting = [n for n in names() if info(n).kind == "classification"]
+    if name not in fitting:
+        raise ValueError(f"centernet: backbone={name!r} is not a classification network of the zoo; choose one of "
+                         f"{', '.join(fitting)}")
+    if pretrained and info(name).weights is None:
+        with_weights = [n for n in fitting if info(n).weights is not None]
+        raise ValueError(f"centernet: backbone {name!r} has no pretrained weights (pretrained_backbone=true); "
+                         f"those with: {', '.join(with_weights)}")
+    # built on the meta device (a size check before the real build): the layout only, no weight file read
+    on_meta = torch.empty(0).device.type == "meta"
+    network = create(name, pretrained=not on_meta) if pretrained else create(name, in_channels=in_channels)
+    if pretrained:
+        if in_channels != info(name).input_shape[0]:
+            raise ValueError(f"centernet: the pretrained {name} reads {info(name).input_shape[0]}-channel images; "
+                             f"this data has {in_channels} channel(s)")
+        for module_name, module in list(network.named_modules()):
+            if isinstance(module, nn.BatchNorm2d) and module.track_running_stats:
+                parent, _, child = module_name.rpartition(".")
+                setattr(network.get_submodule(parent) if parent else network, child, freeze_statistics(module))
+    return network
+
+
+def _build(num_classes: int, in_channels: int, width: int, backbone: str, pretrained_backbone: bool,
+           masks: bool) -> nn.Module:
+    w = int(positive("centernet", "width", width))
+    if not backbone:
+        if pretrained_backbone:
+            raise ValueError("centernet: pretrained_backbone=true needs a backbone=NAME (e.g. efficientnet_lite0)")
+        return CenterNet(num_classes, in_channels, w, masks)
+    network = _backbone(str(backbone), in_channels, bool(pretrained_backbone))
+    layer, channels, stride = feature_layer(network, in_channels)
+    return BackboneCenterNet(network, layer, channels, stride, num_classes, w, masks)
 
 
 @register(kind="detection", input_size=(64, 64))
-def centernet(num_classes: int = 6, in_channels: int = 3, width: int = 16) -> nn.Module:
+def centernet(num_classes: int = 6, in_channels: int = 3, width: int = 16, backbone: str = "",
+              pretrained_backbone: bool = False) -> nn.Module:
     """CenterNet detector (anchor-free, one stage): a heatmap per class, box size and offset, on a 4x coarser grid.
 
-    ``(N, C, H, W) -> (N, num_classes + 4, H/4, W/4)`` for H, W multiples of 8;
-    ``width`` is the first stage's channels (stages w, 2w, 4w, 8w).
+    ``(N, C, H, W) -> (N, num_classes + 4, H/4, W/4)`` for H, W multiples of 8
+    (of the backbone's stride, 16 for most, with ``backbone``); ``width`` is
+    the first stage's channels (stages w, 2w, 4w, 8w; the heads have 4w).
+    ``backbone``: a zoo classification network instead of the own one;
+    ``pretrained_backbone``: start it from its pretrained weights.
     """
-    return CenterNet(num_classes, in_channels, int(positive("centernet", "width", width)))
+    return _build(num_classes, in_channels, width, backbone, pretrained_backbone, masks=False)
+
+
+@register(kind="instance", input_size=(64, 64))
+def centernet_masks(num_classes: int = 6, in_channels: int = 3, width: int = 16, backbone: str = "",
+                    pretrained_backbone: bool = False) -> nn.Module:
+    """CenterNet with a dynamic mask head (CondInst): every detected object also gets its own mask.
+
+    ``(N, C, H, W) -> (N, num_classes + 4 + 97 + 8, H/4, W/4)``: centernet's
+    outputs, then per cell the 97 weights of a two-layer mask head for the
+    object centred there, then 8 channels of mask features it reads
+    (:mod:`cnnkit.tasks.instance` decodes them). Options as ``centernet``.
+    """
+    return _build(num_classes, in_channels, width, backbone, pretrained_backbone, masks=True)

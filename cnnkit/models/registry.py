@@ -30,8 +30,8 @@ from cnnkit import arith
 from cnnkit.models.pretrained import PretrainedWeights, load_pretrained
 
 # what a network is; the tasks (cnnkit.tasks) say which kind they train (Task.zoo_kind)
-Kind = Literal["classification", "segmentation", "autoencoder", "detection"]
-KINDS: tuple[Kind, ...] = ("classification", "segmentation", "autoencoder", "detection")
+Kind = Literal["classification", "segmentation", "autoencoder", "detection", "instance"]
+KINDS: tuple[Kind, ...] = ("classification", "segmentation", "autoencoder", "detection", "instance")
 
 # parameters of an entry function that `create` fills itself; the others are options
 _COMMON = ("num_classes", "in_channels")

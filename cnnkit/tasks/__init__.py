@@ -9,6 +9,7 @@
     denoise      corrupted image -> the clean image on [0, 1] mean squared error     PSNR, SSIM (noisy vs denoised)
     localize     image -> class and box (N, 5)                cross-entropy + L1+GIoU accuracy, mean IoU, loc accuracy
     detect       image -> objects: class and box each (N, M, 5) CenterNet focal + L1 COCO mAP (pycocotools), F1
+    instance     image -> objects: a mask each (N, M, H, W)   detect's + BCE + Dice  box and mask mAP (pycocotools)
 
 Adding a task is one module with a :class:`~cnnkit.tasks.base.Task` subclass,
 and one line in :data:`TASKS` (docs/tasks.md walks through it). Training,
@@ -22,14 +23,16 @@ from cnnkit.tasks.base import EvalContext, Prediction, Result, Task
 from cnnkit.tasks.classify import Classify
 from cnnkit.tasks.denoise import Denoise
 from cnnkit.tasks.detect import Detect
+from cnnkit.tasks.instance import Instance
 from cnnkit.tasks.localize import Localize
 from cnnkit.tasks.reconstruct import Reconstruct
 from cnnkit.tasks.segment import Segment
 
-TASKS: dict[str, type[Task]] = {task.name: task for task in (Classify, Segment, Reconstruct, Denoise, Localize, Detect)}
+TASKS: dict[str, type[Task]] = {task.name: task for task in (Classify, Segment, Reconstruct, Denoise, Localize, Detect,
+                                                              Instance)}
 
-__all__ = ["TASKS", "Classify", "Denoise", "Detect", "EvalContext", "Localize", "Prediction", "Reconstruct", "Result", "Segment", "Task",
-           "make_task", "names", "task_class"]
+__all__ = ["TASKS", "Classify", "Denoise", "Detect", "EvalContext", "Instance", "Localize", "Prediction", "Reconstruct",
+           "Result", "Segment", "Task", "make_task", "names", "task_class"]
 
 
 def names() -> list[str]:

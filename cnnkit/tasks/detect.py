@@ -86,16 +86,17 @@ def focal_loss(logits: torch.Tensor, heat: torch.Tensor, objects: torch.Tensor) 
 
 
 def decode(output: torch.Tensor, stride: tuple[float, float], top: int = TOP, min_score: float = MIN_SCORE,
-           iou_threshold: float = NMS_IOU) -> list[Detections]:
-    """Detections of each image of ``output`` ``(B, K + 4, h, w)``; ``stride`` (x, y) is input pixels per cell."""
-    num_classes = output.shape[1] - 4
+           iou_threshold: float = NMS_IOU, num_classes: int | None = None) -> list[Detections]:
+    """Detections of each image of ``output`` ``(B, K + 4, h, w)``; ``stride`` (x, y) is input pixels per cell.
+    ``num_classes`` (K): when the output has more channels after the box's (instance masks)."""
+    num_classes = output.shape[1] - 4 if num_classes is None else num_classes
     heat = torch.sigmoid(output[:, :num_classes].float())
     peaks = heat * (heat == F.max_pool2d(heat, 3, 1, 1))  # (B, K, h, w): zero except at local maxima
     b, _, h, w = heat.shape
     scores, index = peaks.flatten(1).topk(min(top, num_classes * h * w), 1)  # (B, T)
     classes, cell = index // (h * w), index % (h * w)
     cy, cx = cell // w, cell % w
-    rest = output[:, num_classes:].float().flatten(2)  # (B, 4, h*w): width, height, offset x, offset y
+    rest = output[:, num_classes:num_classes + 4].float().flatten(2)  # (B, 4, h*w): width, height, offsets
     picked = rest.gather(2, cell[:, None, :].expand(-1, 4, -1))  # (B, 4, T)
     x, y = cx + picked[:, 2], cy + picked[:, 3]
     half_w, half_h = picked[:, 0].clamp(min=0) / 2, picked[:, 1].clamp(min=0) / 2
@@ -105,8 +106,8 @@ def decode(output: torch.Tensor, stride: tuple[float, float], top: int = TOP, mi
     for i in range(b):
         keep = scores[i] >= min_score
         kept = nms(boxes[i][keep], scores[i][keep], classes[i][keep], iou_threshold)
-        kept_boxes, kept_scores, kept_classes = boxes[i][keep][kept], scores[i][keep][kept], classes[i][keep][kept]
-        found.append(Detections(kept_boxes, kept_scores, kept_classes))
+        found.append(Detections(boxes[i][keep][kept], scores[i][keep][kept], classes[i][keep][kept],
+                                cell[i][keep][kept]))
     return found
 
 
@@ -151,6 +152,16 @@ class Detect(Task):
     smooths_labels = False
     per_image = False  # mAP pools the detections of the whole split
 
+    extra_channels = 0  # outputs after the box's (instance: the mask head's)
+
+    def classes_of(self, output: torch.Tensor) -> int:
+        """K, the classes of an output ``(B, K + 4 + extra, h, w)``."""
+        return output.shape[1] - 4 - self.extra_channels
+
+    def decode(self, output: torch.Tensor, stride: tuple[float, float]) -> list[Detections]:
+        """Each image's detections in input pixels (:func:`decode`)."""
+        return decode(output, stride, num_classes=self.classes_of(output))
+
     def targets(self, data: ImageDataset) -> torch.Tensor:
         """``(N, M, 5)`` float32: each object's class (``-1``: none), then its box ``(x0, y0, x1, y1)`` in pixels."""
         if data.object_boxes is None or data.object_classes is None:
@@ -169,14 +180,14 @@ class Detect(Task):
 
     def loss(self, output: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
         output = output.float()
-        num_classes, (h, w) = output.shape[1] - 4, output.shape[-2:]
+        num_classes, (h, w) = self.classes_of(output), output.shape[-2:]
         classes = y[..., 0].long()
         grid_boxes = y[..., 1:] * torch.tensor([w, h, w, h], dtype=y.dtype, device=y.device)
         heat, cell, size, offset = heatmap_targets(grid_boxes, classes, num_classes, (h, w))
         valid = (classes >= 0).float()  # (B, M)
         objects = valid.sum()
         index = (cell[..., 1] * w + cell[..., 0])[:, None, :].expand(-1, 4, -1)  # (B, 4, M)
-        picked = output[:, num_classes:].flatten(2).gather(2, index).transpose(1, 2)  # (B, M, 4)
+        picked = output[:, num_classes:num_classes + 4].flatten(2).gather(2, index).transpose(1, 2)  # (B, M, 4)
         size_loss = ((picked[..., :2] - size).abs().sum(-1) * valid).sum() / objects.clamp(min=1)
         offset_loss = ((picked[..., 2:] - offset).abs().sum(-1) * valid).sum() / objects.clamp(min=1)
         return focal_loss(output[:, :num_classes], heat, objects) + SIZE_WEIGHT * size_loss + \
@@ -184,7 +195,7 @@ class Detect(Task):
 
     def _f1(self, output: torch.Tensor, y: torch.Tensor) -> list[float]:
         h, w = output.shape[-2:]
-        found = decode(output, (1.0 / w, 1.0 / h))  # boxes as fractions of the image, like y's
+        found = self.decode(output, (1.0 / w, 1.0 / h))  # boxes as fractions of the image, like y's
         return [image_f1(f, y[i, :, 1:], y[i, :, 0].long()) for i, f in enumerate(found)]
 
     def score(self, output: torch.Tensor, y: torch.Tensor) -> float:
@@ -208,9 +219,9 @@ class Detect(Task):
         for _, y, output in self.predict(model, images, targets, transform, runtime, seed):
             total += float(self.loss(output, y)) * len(y)
             f1 += sum(self._f1(output, y))
-            num_classes = output.shape[1] - 4
+            num_classes = self.classes_of(output)
             found += [Detections(d.boxes.cpu(), d.scores.cpu(), d.classes.cpu())
-                      for d in decode(output, (w / output.shape[-1], h / output.shape[-2]))]
+                      for d in self.decode(output, (w / output.shape[-1], h / output.shape[-2]))]
         return total / len(images), found, f1 / len(images), num_classes
 
     def output_shape(self, input_shape: Shape, num_classes: int) -> Shape:
@@ -255,7 +266,7 @@ class Detect(Task):
         """``NAME.boxes.png``: the image file with the boxes scoring at least 0.3, labelled; each such object in the
         JSON, its box in the file's own pixels."""
         h, w = x.shape[-2:]
-        found = decode(output[None], (w / output.shape[-1], h / output.shape[-2]))[0]
+        found = self.decode(output[None], (w / output.shape[-1], h / output.shape[-2]))[0]
         keep = found.scores >= SHOW_SCORE
         boxes = prep.to_source(found.boxes[keep], source_size(file))
         return write_objects(file, boxes, found.scores[keep], found.classes[keep], class_names, target)

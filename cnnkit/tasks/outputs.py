@@ -57,10 +57,12 @@ class ImageObjects:
     # (class, name, score, (x0, y0, x1, y1) in the input's pixels), best first
     objects: tuple[tuple[int, str, float, tuple[float, ...]], ...] = ()
     error: str | None = None
+    masks: tuple[str, ...] = ()  # instance: each object's mask, a PNG in the image's own pixels
 
     def as_dict(self) -> dict[str, Any]:
         if self.error is not None:
             return {"file": self.file, "error": self.error}
-        return {"file": self.file, "outputs": self.outputs,
-                "objects": [{"class": c, "name": n, "score": round(s, 6), "box": list(b)}
-                            for c, n, s, b in self.objects]}
+        objects = [{"class": c, "name": n, "score": round(s, 6), "box": list(b)} for c, n, s, b in self.objects]
+        for found, mask in zip(objects, self.masks, strict=False):
+            found["mask"] = mask
+        return {"file": self.file, "outputs": self.outputs, "objects": objects}

@@ -14,7 +14,8 @@ HEARTBEAT_S = 10.0  # the longest a run stays silent when not on a terminal
 METRIC_FORMATS: dict[str, tuple[str, str]] = {
     "accuracy": ("acc", "{:.2%}"), "pixel_accuracy": ("pixel acc", "{:.2%}"), "mean_iou": ("mIoU", "{:.4f}"),
     "psnr": ("PSNR", "{:.2f} dB"), "localization_accuracy": ("loc acc", "{:.2%}"),
-    "f1": ("F1", "{:.4f}"), "map": ("mAP", "{:.4f}"), "map50": ("AP50", "{:.4f}"),
+    "f1": ("F1", "{:.4f}"), "map": ("mAP", "{:.4f}"), "map50": ("AP50", "{:.4f}"), "box_map": ("box mAP", "{:.4f}"),
+    "mask_map": ("mask mAP", "{:.4f}"), "mask_map50": ("mask AP50", "{:.4f}"),
 }
 
 

@@ -61,6 +61,8 @@ def _expected_output(name: str, batch: int, shape: tuple[int, int, int]) -> tupl
         return (batch, info.num_classes or 0, shape[1], shape[2])
     if info.kind == "detection":  # CenterNet: a heatmap per class, then size and offset, on a 4x coarser grid
         return (batch, (info.num_classes or 0) + 4, shape[1] // 4, shape[2] // 4)
+    if info.kind == "instance":  # and per cell a mask head's 97 weights and 8 mask features (CondInst)
+        return (batch, (info.num_classes or 0) + 4 + 97 + 8, shape[1] // 4, shape[2] // 4)
     return (batch, *shape)  # autoencoder: the input's shape
 
 

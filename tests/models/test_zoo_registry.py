@@ -53,7 +53,7 @@ def test_register_checks_task_and_input_size() -> None:
         """Toy."""
         return nn.Identity()
 
-    with pytest.raises(ValueError, match=r"`kind` must be one of classification, segmentation, autoencoder, detection\. Received: kind='captioning'"):
+    with pytest.raises(ValueError, match=r"`kind` must be one of classification, segmentation, autoencoder, detection, instance\. Received: kind='captioning'"):
         models.register(kind="captioning", input_size=28)(toy)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"model 'toy': the entry function's default input_size \(28\) differs from the registered one\. Received: input_size=32"):
         models.register(kind="classification", input_size=32)(toy)
