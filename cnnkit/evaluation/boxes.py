@@ -57,7 +57,7 @@ def nms(boxes: torch.Tensor, scores: torch.Tensor, classes: torch.Tensor, iou_th
     """
     if boxes.numel() == 0:
         return torch.zeros(0, dtype=torch.int64, device=boxes.device)
-    order = scores.argsort(descending=True)
+    order = scores.argsort(descending=True, stable=True)  # ties: the earlier box first, on every platform
     span = float((boxes.max() - boxes.min()).abs()) + 1.0
     shifted = boxes[order] + (classes[order].to(boxes.dtype) * span * 2)[:, None]  # classes never overlap
     overlaps = box_iou(shifted, shifted)  # (N, N)

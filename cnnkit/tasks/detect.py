@@ -68,10 +68,14 @@ def heatmap_targets(boxes: torch.Tensor, classes: torch.Tensor, num_classes: int
     gx = torch.exp(-((xs - cell[..., :1]) ** 2) / (2 * sigma[..., :1] ** 2))  # (B, M, w): 1 at the centre cell
     gy = torch.exp(-((ys - cell[..., 1:]) ** 2) / (2 * sigma[..., 1:] ** 2))  # (B, M, h)
     gauss = gy[..., :, None] * gx[..., None, :] * valid[..., None, None]  # (B, M, h, w)
-    onehot = F.one_hot(classes.clamp(min=0), num_classes).to(boxes.dtype) * valid[..., None]  # (B, M, K)
-    heat = (gauss[:, :, None] * onehot[..., None, None]).amax(1) if classes.shape[1] else \
-        torch.zeros(len(boxes), num_classes, h, w, device=boxes.device)  # (B, K, h, w)
-    return heat, cell, size, centre - cell
+    # each object's Gaussian into its class's map, the larger value where objects of a class overlap; reduced in
+    # place, never as a (B, M, K, h, w) tensor (COCO: 50 objects x 80 classes)
+    b = classes.shape[0]
+    heat = torch.zeros(b * num_classes, h * w, device=boxes.device, dtype=boxes.dtype)
+    target = (torch.arange(b, device=boxes.device)[:, None] * num_classes + classes.clamp(min=0))[valid]  # (V,)
+    source = gauss[valid].reshape(-1, h * w).to(heat.dtype)  # (V, h*w)
+    heat.scatter_reduce_(0, target[:, None].expand(-1, h * w), source, "amax")
+    return heat.view(b, num_classes, h, w), cell, size, centre - cell
 
 
 def focal_loss(logits: torch.Tensor, heat: torch.Tensor, objects: torch.Tensor) -> torch.Tensor:

@@ -67,6 +67,11 @@ def mask_boxes(masks: torch.Tensor) -> torch.Tensor:
 def dynamic_masks(params: torch.Tensor, features: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
     """Mask logits ``(D, H, W)`` of ``D`` objects from their heads' weights ``params`` ``(D, 97)``, the mask
     features they read ``(D, 8, H, W)`` (at the image's resolution) and their centres ``(D, 2)`` (x, y pixels)."""
+    with torch.autocast(features.device.type, enabled=False):  # fp32 in training (under autocast) as in predict
+        return _dynamic_masks(params.float(), features.float(), centres.float())
+
+
+def _dynamic_masks(params: torch.Tensor, features: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
     d, _, h, w = features.shape
     scale = max(h, w) / 4
     xs = (torch.arange(w, device=features.device, dtype=features.dtype) + 0.5)[None, :] - centres[:, :1]

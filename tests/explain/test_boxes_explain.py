@@ -59,3 +59,9 @@ def test_the_worked_example_and_its_threshold(capsys: pytest.CaptureFixture[str]
                           (["nms", "--iou", "2"], "--iou must be between 0 and 1")):
         assert main(["explain", *args]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_tied_scores_keep_the_earlier_box_in_both() -> None:
+    tied = "; ".join(f"{i} 0 {i + 10} 10 0.5 cat" for i in range(40))  # 40 equal scores, each overlapping the next
+    worked = explain_nms(tied)
+    assert worked.extra["agrees_with_nms"] and worked.output["kept"][0] == 1
