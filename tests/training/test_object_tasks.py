@@ -204,3 +204,20 @@ def test_decode_recovers_the_boxes_the_targets_were_made_of() -> None:
     for box, c in zip(found.boxes[strong], found.classes[strong].tolist(), strict=True):
         match = [m for m in range(3) if classes[0, m] == c and torch.allclose(expected[m], box, atol=1e-4)]
         assert len(match) == 1, (box, expected)
+
+
+def test_a_layer_table_localizes_when_it_ends_in_classes_plus_four(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    table = "input 3x32x32\nconv 8 3x3 padding=same\nrelu\nmaxpool 2\nflatten\ndense {units}\n"
+    short, right = tmp_path / "short.txt", tmp_path / "right.txt"
+    short.write_text(table.format(units=6))
+    right.write_text(table.format(units=10))
+    base = ["train", "--task", "localize", "--image-size", "32", "--epochs", "1", "--precision", "fp32", "--no-report"]
+    assert main([*base, "--model", str(short), "--out", str(tmp_path / "a")]) == 2
+    assert "ends in 6 outputs, but --task localize on this data needs 10; its last dense layer needs 6 + 4 units" \
+        in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()  # refused before anything is written
+    assert main([*base, "--model", str(right), "--out", str(tmp_path / "b"), "--json"]) == 0
+    evaluation = _json(capsys)["evaluation"]
+    # one epoch of a one-convolution table: boxes better than a box guessed at the image centre (mean IoU ~0.3)
+    assert evaluation["mean_iou"] > 0.4 and 0.0 <= evaluation["localization_accuracy"] <= evaluation["accuracy"]
