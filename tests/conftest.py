@@ -72,22 +72,26 @@ def digits_run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
     return TrainedRun(out, json.loads(capture.getvalue()))
 
 
-@pytest.fixture(scope="session")
-def detect_run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
-    """``cnnkit train --task detect`` on 800 ``shapes-det`` scenes of 32x32 written as a COCO folder (train and
-    test splits), four epochs: trained, evaluated (``detections.json``), reported."""
+def _train_on_coco(folder: Path, task: str, scenes: int, epochs: int) -> TrainedRun:
+    """``cnnkit train --task TASK`` on ``scenes`` shapes-det scenes of 32x32 written into ``folder/coco`` as a COCO
+    folder (train and test splits, masks as RLE): trained, evaluated (``detections.json``), reported."""
     from cnnkit.cli import main
     from cnnkit.data import load
     from cnnkit.data.coco import save_coco
 
-    folder = tmp_path_factory.mktemp("detect-run")
-    save_coco(load("shapes-det", num_samples=800, image_size=32), folder / "coco")
+    save_coco(load("shapes-det", num_samples=scenes, image_size=32), folder / "coco")
     out = folder / "run"
     capture = io.StringIO()
     with redirect_stdout(capture):
-        assert main(["train", "--task", "detect", "--data", f"coco:{folder / 'coco'}", "--image-size", "32",
-                     "--epochs", "4", "--out", str(out), "--precision", "fp32", "--json"]) == 0
+        assert main(["train", "--task", task, "--data", f"coco:{folder / 'coco'}", "--image-size", "32",
+                     "--epochs", str(epochs), "--out", str(out), "--precision", "fp32", "--json"]) == 0
     return TrainedRun(out, json.loads(capture.getvalue()))
+
+
+@pytest.fixture(scope="session")
+def detect_run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
+    """``--task detect`` on 800 scenes written as a COCO folder, four epochs (:func:`_train_on_coco`)."""
+    return _train_on_coco(tmp_path_factory.mktemp("detect-run"), "detect", 800, 4)
 
 
 @pytest.fixture(scope="session")
@@ -105,17 +109,5 @@ def localize_run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
 
 @pytest.fixture(scope="session")
 def instance_run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
-    """``cnnkit train --task instance`` on 600 ``shapes-det`` scenes of 32x32 written as a COCO folder (masks as
-    RLE), three epochs."""
-    from cnnkit.cli import main
-    from cnnkit.data import load
-    from cnnkit.data.coco import save_coco
-
-    folder = tmp_path_factory.mktemp("instance-run")
-    save_coco(load("shapes-det", num_samples=600, image_size=32), folder / "coco")
-    out = folder / "run"
-    capture = io.StringIO()
-    with redirect_stdout(capture):
-        assert main(["train", "--task", "instance", "--data", f"coco:{folder / 'coco'}", "--image-size", "32",
-                     "--epochs", "3", "--out", str(out), "--precision", "fp32", "--json"]) == 0
-    return TrainedRun(out, json.loads(capture.getvalue()))
+    """``--task instance`` on 600 scenes written as a COCO folder, three epochs (:func:`_train_on_coco`)."""
+    return _train_on_coco(tmp_path_factory.mktemp("instance-run"), "instance", 600, 3)

@@ -115,6 +115,32 @@ def decode(output: torch.Tensor, stride: tuple[float, float], top: int = TOP, mi
     return found
 
 
+def f1_scores(found: Sequence[Detections], y: torch.Tensor, size: tuple[float, float]) -> list[float]:
+    """Each image's F1 (:func:`~cnnkit.evaluation.detection.image_f1`) of ``found`` against targets ``y``
+    ``(B, M, 5)`` (class, box as fractions), their boxes scaled by ``size`` (h, w) to ``found``'s units."""
+    h, w = size
+    scale = torch.tensor([w, h, w, h], dtype=y.dtype, device=y.device)
+    return [image_f1(f, y[i, :, 1:] * scale, y[i, :, 0].long()) for i, f in enumerate(found)]
+
+
+def write_evaluation(context: EvalContext, files: dict[str, str], reference: dict[str, Any],
+                     results: list[dict[str, Any]], images: torch.Tensor, truth: torch.Tensor,
+                     drawn: Sequence[Drawn], figure: str, heading: str) -> None:
+    """What ``cnnkit evaluate`` writes for detections into ``context.folder``, listed in ``files``: the split's
+    objects and the network's in COCO's layouts (``ground_truth.json``, ``detections.json``: pycocotools
+    recomputes the scores from them), and ``figure``.png: ``images`` ``(S, C, H, W)`` with their true objects
+    ``truth`` ``(S, M, 5)`` (class, box in pixels) dashed and ``drawn`` solid."""
+    assert context.folder is not None
+    for name, document in (("ground_truth", reference), ("detections", results)):
+        atomic_write(context.folder / f"{name}.json", json_text(document, indent=None).encode())
+        files[f"coco_{name}"] = str(context.folder / f"{name}.json")
+    real = truth[..., 0] >= 0
+    path = context.folder / f"{figure}.png"
+    boxes_figure(images, [Drawn(t[keep, 1:], t[keep, 0].long()) for t, keep in zip(truth, real, strict=True)],
+                 drawn, context.class_names, path, f"{context.title}, {heading} >= {SHOW_SCORE})")
+    files[figure] = str(path)
+
+
 @dataclass
 class DetectionResult:
     """``cnnkit evaluate`` of a detection run: ``metrics.json``."""
@@ -199,8 +225,7 @@ class Detect(Task):
 
     def _f1(self, output: torch.Tensor, y: torch.Tensor) -> list[float]:
         h, w = output.shape[-2:]
-        found = self.decode(output, (1.0 / w, 1.0 / h))  # boxes as fractions of the image, like y's
-        return [image_f1(f, y[i, :, 1:], y[i, :, 0].long()) for i, f in enumerate(found)]
+        return f1_scores(self.decode(output, (1.0 / w, 1.0 / h)), y, (1, 1))  # boxes as fractions, like y's
 
     def score(self, output: torch.Tensor, y: torch.Tensor) -> float:
         return sum(self._f1(output, y))
@@ -222,10 +247,10 @@ class Detect(Task):
         h, w = images.shape[-2:]
         for _, y, output in self.predict(model, images, targets, transform, runtime, seed):
             total += float(self.loss(output, y)) * len(y)
-            f1 += sum(self._f1(output, y))
             num_classes = self.classes_of(output)
-            found += [Detections(d.boxes.cpu(), d.scores.cpu(), d.classes.cpu())
-                      for d in self.decode(output, (w / output.shape[-1], h / output.shape[-2]))]
+            detections = self.decode(output, (w / output.shape[-1], h / output.shape[-2]))  # once, in pixels
+            f1 += sum(f1_scores(detections, y, (h, w)))
+            found += [Detections(d.boxes.cpu(), d.scores.cpu(), d.classes.cpu()) for d in detections]
         return total / len(images), found, f1 / len(images), num_classes
 
     def output_shape(self, input_shape: Shape, num_classes: int) -> Shape:
@@ -249,20 +274,11 @@ class Detect(Task):
                                  names, [None if v is None else round(v, 4) for v in scores.per_class_ap],
                                  [None if v is None else round(v, 4) for v in scores.per_class_ap50])
         if context.folder is not None:
-            # the split's boxes and the network's, in COCO's layouts: pycocotools recomputes the scores from them
-            for name, document in (("ground_truth", reference), ("detections", results)):
-                atomic_write(context.folder / f"{name}.json", json_text(document, indent=None).encode())
-                result.files[f"coco_{name}"] = str(context.folder / f"{name}.json")
             shown = spread(len(data), SHOWN)
             drawn = [Drawn(f.boxes[f.scores >= SHOW_SCORE], f.classes[f.scores >= SHOW_SCORE],
                            f.scores[f.scores >= SHOW_SCORE]) for f in (found[i] for i in shown)]
-            real = [truth[i, :, 0] >= 0 for i in shown]
-            path = context.folder / "detections.png"
-            boxes_figure(data.images[shown], [Drawn(truth[i, keep, 1:], truth[i, keep, 0].long())
-                                              for i, keep in zip(shown, real, strict=True)], drawn, names, path,
-                         f"{context.title}, mAP {result.map:.3f}, AP50 {result.map50:.3f}; boxes scoring "
-                         f">= {SHOW_SCORE})")
-            result.files["detections"] = str(path)
+            write_evaluation(context, result.files, reference, results, data.images[shown], truth[shown], drawn,
+                             "detections", f"mAP {result.map:.3f}, AP50 {result.map50:.3f}; boxes scoring")
         return result
 
     def write_outputs(self, file: str, x: torch.Tensor, output: torch.Tensor, prep: ImagePrep,

@@ -33,14 +33,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnkit.data import BatchTransform, ImageDataset
-from cnnkit.evaluation.box_figures import Drawn, boxes_figure, overlay_file
+from cnnkit.evaluation.box_figures import Drawn, overlay_file
 from cnnkit.evaluation.detection import Detections, coco_documents, evaluate_documents, rle
-from cnnkit.fileio import atomic_write, json_text
+from cnnkit.fileio import atomic_write
 from cnnkit.images import ImagePrep, png_bytes, source_size
 from cnnkit.models.centernet import MASK_FEATURES, MASK_HIDDEN, MASK_PARAMS
 from cnnkit.runtime import Runtime
 from cnnkit.tasks.base import SHOWN, EvalContext, Shape, spread
-from cnnkit.tasks.detect import SHOW_SCORE, Detect
+from cnnkit.tasks.detect import GRID_STRIDE, SHOW_SCORE, Detect, f1_scores, write_evaluation
 from cnnkit.tasks.outputs import ImageObjects
 
 MASK_WEIGHT = 1.0
@@ -89,13 +89,13 @@ def _dynamic_masks(params: torch.Tensor, features: torch.Tensor, centres: torch.
 
 def _split(output: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
     """An instance network's output -> its mask heads' weights ``(B, 97, h, w)`` and its mask features upsampled
-    to the input ``(B, 8, 4h, 4w)``."""
+    to the input ``(B, 8, 4h, 4w)`` (the grid is :data:`~cnnkit.tasks.detect.GRID_STRIDE` times coarser)."""
     start = num_classes + 4
     params = output[:, start:start + MASK_PARAMS]
     features = output[:, start + MASK_PARAMS:start + MASK_PARAMS + MASK_FEATURES]
     h, w = output.shape[-2:]
-    stride = 4
-    return params, F.interpolate(features, size=(h * stride, w * stride), mode="bilinear", align_corners=False)
+    return params, F.interpolate(features, size=(h * GRID_STRIDE, w * GRID_STRIDE), mode="bilinear",
+                                 align_corners=False)
 
 
 @dataclass
@@ -172,7 +172,7 @@ class Instance(Detect):
         size = torch.tensor([y.shape[-1], y.shape[-2]] * 2, dtype=torch.float32, device=y.device)
         pixels = boxes[..., 1:] * size  # (B, M, 4)
         centres = torch.stack([(pixels[..., 0] + pixels[..., 2]) / 2, (pixels[..., 1] + pixels[..., 3]) / 2], -1)
-        cells = (centres / 4).floor().long()
+        cells = (centres / GRID_STRIDE).floor().long()
         cells[..., 0].clamp_(0, w - 1)
         cells[..., 1].clamp_(0, h - 1)
         params, features = _split(output, num_classes)
@@ -212,9 +212,9 @@ class Instance(Detect):
         h, w = images.shape[-2:]
         for _, y, output in self.predict(model, images, targets, transform, runtime, seed):
             total += float(self.loss(output, y)) * len(y)
-            f1 += self.score(output, y)
             num_classes = self.classes_of(output)
-            detections = self.decode(output, (w / output.shape[-1], h / output.shape[-2]))
+            detections = self.decode(output, (w / output.shape[-1], h / output.shape[-2]))  # once, in pixels
+            f1 += sum(f1_scores(detections, self._detection_targets(y), (h, w)))
             for d, masks in zip(detections, self.masks(output, detections), strict=True):
                 found.append(Detections(d.boxes.cpu(), d.scores.cpu(), d.classes.cpu(), d.cells,
                                         rle(masks.numpy())))
@@ -260,15 +260,12 @@ class Instance(Detect):
                                 names, [None if v is None else round(v, 4) for v in masks.per_class_ap])
         if context.folder is None:
             return result
-        for name, document in (("ground_truth", reference), ("detections", results)):
-            atomic_write(context.folder / f"{name}.json", json_text(document, indent=None).encode())
-            result.files[f"coco_{name}"] = str(context.folder / f"{name}.json")
-        shown = spread(len(data), SHOWN)
         from pycocotools import mask as coco_mask
 
-        truth = self._detection_targets(targets[shown].cpu())
+        shown = spread(len(data), SHOWN)
         h, w = data.images.shape[-2:]
-        scale = torch.tensor([w, h, w, h], dtype=torch.float32)
+        truth = self._detection_targets(targets[shown].cpu())
+        truth[..., 1:] *= torch.tensor([w, h, w, h], dtype=torch.float32)  # fractions -> pixels
         drawn = []
         for i in shown:
             strong = found[i].scores >= SHOW_SCORE
@@ -276,13 +273,8 @@ class Instance(Detect):
             masks_i = (torch.from_numpy(coco_mask.decode(shapes)).permute(2, 0, 1).bool() if shapes
                        else torch.zeros(0, h, w, dtype=torch.bool))
             drawn.append(Drawn(found[i].boxes[strong], found[i].classes[strong], found[i].scores[strong], masks_i))
-        real = [truth[k, :, 0] >= 0 for k in range(len(shown))]
-        path = context.folder / "instances.png"
-        boxes_figure(data.images[shown], [Drawn(truth[k, keep, 1:] * scale, truth[k, keep, 0].long())
-                                          for k, keep in enumerate(real)], drawn, names, path,
-                     f"{context.title}, mask mAP {result.mask_map:.3f}, box mAP {result.box_map:.3f}; objects "
-                     f"scoring >= {SHOW_SCORE})")
-        result.files["instances"] = str(path)
+        write_evaluation(context, result.files, reference, results, data.images[shown], truth, drawn, "instances",
+                         f"mask mAP {result.mask_map:.3f}, box mAP {result.box_map:.3f}; objects scoring")
         return result
 
     def write_outputs(self, file: str, x: torch.Tensor, output: torch.Tensor, prep: ImagePrep,
