@@ -38,8 +38,8 @@ def parse_box(text: str, name: str) -> Box:
     except ValueError:
         values = []
     if len(values) != 4 or not (values[2] > values[0] and values[3] > values[1]):
-        raise ValueError(f"`{name}` must be four numbers x0 y0 x1 y1 with x1 > x0 and y1 > y0 (left, top, right, "
-                         f"bottom). Received: {name}={text!r}")
+        raise ValueError(f"{name} must be four numbers x0 y0 x1 y1 with x1 > x0 and y1 > y0 (left, top, right, "
+                         f"bottom). Received: {text!r}")
     return (values[0], values[1], values[2], values[3])
 
 
@@ -113,10 +113,10 @@ def parse_detections(text: str) -> list[tuple[Box, float, str]]:
     found = []
     for k, part in enumerate(p for p in text.split(";") if p.strip()):
         fields = part.split()
-        label = f"--boxes entry {k + 1} ({part.strip()!r})"
+        label = f"--boxes entry {k + 1}"
         if len(fields) not in (5, 6):
             raise ValueError(f"{label}: each entry is x0 y0 x1 y1 score [class], entries separated by ';'. Received: "
-                             f"--boxes={text!r}")
+                             f"{part.strip()!r}")
         box = parse_box(" ".join(fields[:4]), label)
         try:
             score = float(fields[4])

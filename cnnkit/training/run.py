@@ -183,6 +183,8 @@ def _build(source: dict[str, Any], shape: tuple[int, int, int], config: TrainCon
         from cnnkit import models
 
         default = models.info(source["name"]).input_shape
+        if tuple(shape) == tuple(default):  # the images are the size it was made for: the error is another one
+            raise
         size = "x".join(map(str, shape))
         raise ValueError(f"--model {config.model} (made for {'x'.join(map(str, default))} images) cannot take the "
                          f"{size} images of {config.data}: {error}. Resize them with --image-size {default[1]}, or "

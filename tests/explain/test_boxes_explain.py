@@ -54,7 +54,7 @@ def test_the_worked_example_and_its_threshold(capsys: pytest.CaptureFixture[str]
     assert printed["output"] == {"kept": [1, 4, 3]} and printed["agrees_with_nms"]
     assert main(["explain", "iou", "--a", "10 10 50 60", "--b", "30 30 70 80"]) == 0
     assert "union: A + B - intersection = 2000 + 2000 - 600 = 3400" in capsys.readouterr().out
-    for args, message in ((["iou", "--a", "5 5 1 1", "--b", "0 0 1 1"], "`--a` must be four numbers"),
+    for args, message in ((["iou", "--a", "5 5 1 1", "--b", "0 0 1 1"], "--a must be four numbers x0 y0 x1 y1"),
                           (["nms", "--boxes", "1 2 3 4 x"], "the score must be a number"),
                           (["nms", "--iou", "2"], "--iou must be between 0 and 1")):
         assert main(["explain", *args]) == 2

@@ -221,3 +221,13 @@ def test_a_layer_table_localizes_when_it_ends_in_classes_plus_four(tmp_path: Pat
     evaluation = _json(capsys)["evaluation"]
     # one epoch of a one-convolution table: boxes better than a box guessed at the image centre (mean IoU ~0.3)
     assert evaluation["mean_iou"] > 0.4 and 0.0 <= evaluation["localization_accuracy"] <= evaluation["accuracy"]
+
+
+def test_a_wrong_backbone_is_named_not_blamed_on_the_image_size(detect_run: TrainedRun, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    coco = detect_run.folder.parent / "coco"
+    assert main(["train", "--task", "detect", "--data", f"coco:{coco}", "--image-size", "64", "--model-options",
+                 "backbone=foo", "--epochs", "1", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "backbone='foo' is not a classification network of the zoo" in err and "--image-size" not in err
+    assert not (tmp_path / "run").exists()
