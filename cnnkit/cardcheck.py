@@ -107,6 +107,13 @@ def check_source(fields: Fields, depth: int = 0) -> dict[str, Any]:
         for key, value in kwargs.values.items():
             if not isinstance(value, str | int | float | bool | list | type(None)):
                 raise kwargs._fail(key, "a number, text, true/false or a list", value)
+        if fields.has("backbone"):  # a detector over a run's network (cnnkit.network.run_backbone)
+            if depth > 4:
+                raise fields._fail("backbone", "a source nested at most 4 deep", "...")
+            backbone = fields.obj("backbone")
+            check_source(backbone.obj("source"), depth + 1)
+            backbone.shape("input_shape")
+            backbone.text("run", limit=4096)
     elif kind == "table":
         fields.text("text", limit=MAX_TEXT)
     else:

@@ -6,13 +6,16 @@ registered model and its arguments), ``table`` (a layer table's text),
 input shape, the new ``head`` and the ``adapter`` in front; see
 :mod:`cnnkit.transfer.net`), and ``module`` (a user's own ``nn.Module`` given
 from Python: its class's import path, which cnnkit imports only when told to
-trust it, :func:`module_class`).
+trust it, :func:`module_class`). A detector over another run's network
+(``--model-options backbone=RUN_DIR``) is a ``zoo`` source with a ``backbone``:
+that run's source, input shape and folder (:func:`run_backbone`).
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from torch import nn
@@ -65,7 +68,59 @@ def describe(model: str, input_shape: Shape, num_classes: int, task: Task,
         kwargs["input_size"] = [input_shape[1], input_shape[2]]
     kwargs.update({key: value for key, value in task.zoo_kwargs.items() if key in info.options})
     kwargs.update(parse_options(model, info.options, options))
-    return {"kind": "zoo", "name": model, "kwargs": kwargs}
+    source: dict[str, Any] = {"kind": "zoo", "name": model, "kwargs": kwargs}
+    backbone = kwargs.get("backbone")
+    if isinstance(backbone, str) and Path(backbone).is_dir():
+        source["backbone"] = run_backbone(backbone, input_shape, bool(kwargs.get("pretrained_backbone")))
+        kwargs["backbone"] = ""  # build() puts the run's network there
+    return source
+
+
+def run_backbone(folder: str, input_shape: Shape, pretrained: bool) -> dict[str, Any]:
+    """``backbone=RUN_DIR``: the run's network source, input shape and folder, for a detector over it; the run
+    must be a classifier (``classify`` or ``localize``) of the data's channels, with its weights on disk."""
+    from cnnkit.resolve import resolve
+    from cnnkit.runs import WEIGHTS
+
+    run = resolve(folder, accept=("run", "zoo"), flag="--model-options backbone=").run()
+    card = run.card
+    where = f"--model-options backbone={folder}"
+    if pretrained:
+        raise ValueError(f"{where}: a run directory brings its own trained weights; leave out pretrained_backbone")
+    if card.task not in ("classify", "localize"):
+        raise ValueError(f"{where}: the run is a {card.task} run; a backbone must be a classifier (a run of "
+                         f"--task classify or localize)")
+    if card.source.get("kind") == "module":
+        raise ValueError(f"{where}: {untrusted_module(card.source, folder)}; a detector over it is built from Python "
+                         f"with cnnkit.models.create('centernet', backbone=network)")
+    if card.input_shape[0] != input_shape[0]:
+        raise ValueError(f"{where}: the run reads {card.input_shape[0]}-channel images, this data has "
+                         f"{input_shape[0]}; train the backbone on images of the same channels")
+    run.file(WEIGHTS)  # a symbolic link is refused here, before any training
+    if not (run.folder / WEIGHTS).is_file():
+        raise ValueError(f"{where}: the run has no {WEIGHTS} yet (it never finished an epoch)")
+    return {"source": card.source, "input_shape": list(card.input_shape), "run": str(run.folder.resolve())}
+
+
+def load_backbone(model: nn.Module, source: dict[str, Any]) -> str | None:
+    """Start a detector built from ``source`` with its backbone run's trained weights (once, when training starts:
+    afterwards they are the detector's own). Returns what was loaded, for the log; None without a run backbone."""
+    from cnnkit.runs import WEIGHTS, Run, load_weights
+
+    backbone = source.get("backbone")
+    if backbone is None:
+        return None
+    inner = getattr(model, "module", model)  # a DistributedDataParallel wrapper holds the network
+    network = inner.backbone if isinstance(inner, nn.Module) else None
+    if not isinstance(network, nn.Module):
+        raise TypeError(f"{type(inner).__name__} has no backbone network to load {backbone['run']} into")
+    run = Run.open(backbone["run"])
+    if run.card.source != backbone["source"]:
+        raise ValueError(f"--model-options backbone={backbone['run']}: the run's network changed since this run "
+                         f"was described ({run.card.name}); start again")
+    load_weights(run.file(WEIGHTS), network)
+    count = sum(p.numel() for p in network.parameters())
+    return f"backbone: {run.card.name} from {run.folder} ({count:,} trained weights)"
 
 
 def _value(text: str) -> Any:
@@ -115,6 +170,8 @@ def build(source: dict[str, Any], input_shape: Shape) -> nn.Module:
         kwargs = dict(source["kwargs"])
         if "input_size" in kwargs:
             kwargs["input_size"] = tuple(kwargs["input_size"])
+        if "backbone" in source:  # another run's network, fresh: training starts it from the run's weights
+            kwargs["backbone"] = build(source["backbone"]["source"], tuple(source["backbone"]["input_shape"]))
         return models.create(source["name"], **kwargs)
     if source.get("kind") == "transfer":
         # a base network with a new head behind an input adapter (cnnkit transfer): the base is itself a source

@@ -20,7 +20,10 @@ convolutions (4x4, stride 2, as CenterNet does on ResNet), then the same
 heads. ``pretrained_backbone=true`` starts it from the zoo's pretrained weights
 (EfficientNet-Lite's ImageNet weights) with its BatchNorm statistics frozen, as
 ``cnnkit transfer`` does: detection batches are small and their statistics
-would overwrite ImageNet's.
+would overwrite ImageNet's. From Python, ``backbone`` may also be a network
+itself; ``cnnkit train --task detect --model-options backbone=RUN_DIR`` builds
+the run's network that way and starts it from the run's trained weights
+(:func:`cnnkit.network.load_backbone`).
 
 ``centernet_masks`` adds CondInst's dynamic mask head (:class:`CenterHeads`,
 :mod:`cnnkit.tasks.instance`): instance segmentation on the same detector.
@@ -124,15 +127,20 @@ class CenterHeads(nn.Module):
 def feature_layer(backbone: nn.Module, in_channels: int, deepest: int = 16) -> tuple[str, int, int]:
     """``(name, channels, stride)`` of the module whose output is ``backbone``'s deepest feature map at a stride of
     at most ``deepest``: of the outputs at the coarsest such stride, the last block's (a module made of modules)
-    called, else the last layer's; found by one pass of a 128x128 zero image. A network without a feature map
-    of stride 4 to ``deepest`` is a ValueError."""
+    called, else the last layer's; found by one pass of a 128x128 zero image (a dense head made for another size
+    may fail on it: the maps before it count). A network without a feature map of stride 4 to ``deepest`` is a
+    ValueError."""
     size, outputs = 128, []
     hooks = [m.register_forward_hook(lambda m, i, o, name=name: outputs.append((name, o)))
              for name, m in backbone.named_modules() if name]
+    training = backbone.training
     try:
         with torch.no_grad():
             backbone.eval()(torch.zeros(1, in_channels, size, size))
+    except RuntimeError:
+        pass  # a classifier head made for another image size (flatten, then dense): the maps before it are taken
     finally:
+        backbone.train(training)
         for hook in hooks:
             hook.remove()
     blocks = {name for name, m in backbone.named_modules() if name and any(True for _ in m.children())}
@@ -151,7 +159,8 @@ def feature_layer(backbone: nn.Module, in_channels: int, deepest: int = 16) -> t
 
 class BackboneCenterNet(nn.Module):
     """A classification network's feature map (``layer``, ``stride``) -> transposed convolutions to stride 4 ->
-    CenterNet's heads. The backbone runs whole; a forward hook takes the map (so any ``nn.Module`` serves)."""
+    CenterNet's heads. The backbone runs up to ``layer``, where a forward hook takes the map and stops it (so any
+    ``nn.Module`` serves, and its classifier, perhaps made for another image size, never runs)."""
 
     def __init__(self, backbone: nn.Module, layer: str, channels: int, stride: int, num_classes: int,
                  width: int, masks: bool = False) -> None:
@@ -172,13 +181,27 @@ class BackboneCenterNet(nn.Module):
             raise ValueError(f"centernet on this backbone needs a height and width that are multiples of "
                              f"{self.stride} (its features are at 1/{self.stride} of the input); use --image-size. "
                              f"Received: input shape={tuple(x.shape)}")
-        taken: list[torch.Tensor] = []
-        hook = self.backbone.get_submodule(self.layer).register_forward_hook(lambda m, i, o: taken.append(o))
+        hook = self.backbone.get_submodule(self.layer).register_forward_hook(_stop_at_map)
         try:
-            self.backbone(x)  # the classifier's output is not used: only the feature map
+            self.backbone(x)
+            raise AssertionError(f"centernet: the backbone's layer {self.layer!r} was not called")
+        except _FeatureMap as stop:  # the layers after it (the classifier) never run
+            features = stop.features
         finally:
             hook.remove()
-        return self.heads(self.up(taken[0]))  # (N, 4w, H/4, W/4) -> (N, K + 4 [+ mask outputs], H/4, W/4)
+        return self.heads(self.up(features))  # (N, 4w, H/4, W/4) -> (N, K + 4 [+ mask outputs], H/4, W/4)
+
+
+class _FeatureMap(Exception):
+    """Carries the backbone's feature map out of its forward pass, which stops there."""
+
+    def __init__(self, features: torch.Tensor) -> None:
+        super().__init__()
+        self.features = features
+
+
+def _stop_at_map(module: nn.Module, inputs: object, output: torch.Tensor) -> None:
+    raise _FeatureMap(output)
 
 
 def _backbone(name: str, in_channels: int, pretrained: bool) -> nn.Module:
@@ -188,8 +211,8 @@ def _backbone(name: str, in_channels: int, pretrained: bool) -> nn.Module:
 
     fitting = [n for n in names() if info(n).kind == "classification"]
     if name not in fitting:
-        raise ValueError(f"centernet: backbone={name!r} is not a classification network of the zoo; choose one of "
-                         f"{', '.join(fitting)}")
+        raise ValueError(f"centernet: backbone={name!r} is neither a classification network of the zoo ("
+                         f"{', '.join(fitting)}) nor a run directory of a classifier")
     if pretrained and info(name).weights is None:
         with_weights = [n for n in fitting if info(n).weights is not None]
         raise ValueError(f"centernet: backbone {name!r} has no pretrained weights (pretrained_backbone=true); "
@@ -208,34 +231,40 @@ def _backbone(name: str, in_channels: int, pretrained: bool) -> nn.Module:
     return network
 
 
-def _build(num_classes: int, in_channels: int, width: int, backbone: str, pretrained_backbone: bool,
+def _build(num_classes: int, in_channels: int, width: int, backbone: str | nn.Module, pretrained_backbone: bool,
            masks: bool) -> nn.Module:
     w = int(positive("centernet", "width", width))
-    if not backbone:
+    if isinstance(backbone, nn.Module):  # a network given whole (a run's, rebuilt by cnnkit.network.build)
+        if pretrained_backbone:
+            raise ValueError("centernet: pretrained_backbone=true applies to a zoo backbone=NAME; a network given "
+                             "as the backbone brings its own weights")
+        network = backbone
+    elif not backbone:
         if pretrained_backbone:
             raise ValueError("centernet: pretrained_backbone=true needs a backbone=NAME (e.g. efficientnet_lite0)")
         return CenterNet(num_classes, in_channels, w, masks)
-    network = _backbone(str(backbone), in_channels, bool(pretrained_backbone))
+    else:
+        network = _backbone(str(backbone), in_channels, bool(pretrained_backbone))
     layer, channels, stride = feature_layer(network, in_channels)
     return BackboneCenterNet(network, layer, channels, stride, num_classes, w, masks)
 
 
 @register(kind="detection", input_size=(64, 64))
-def centernet(num_classes: int = 6, in_channels: int = 3, width: int = 16, backbone: str = "",
+def centernet(num_classes: int = 6, in_channels: int = 3, width: int = 16, backbone: str | nn.Module = "",
               pretrained_backbone: bool = False) -> nn.Module:
     """CenterNet detector (anchor-free, one stage): a heatmap per class, box size and offset, on a 4x coarser grid.
 
     ``(N, C, H, W) -> (N, num_classes + 4, H/4, W/4)`` for H, W multiples of 8
     (of the backbone's stride, 16 for most, with ``backbone``); ``width`` is
     the first stage's channels (stages w, 2w, 4w, 8w; the heads have 4w).
-    ``backbone``: a zoo classification network instead of the own one;
-    ``pretrained_backbone``: start it from its pretrained weights.
+    ``backbone``: a zoo classification network's name (or a network) instead
+    of the own one; ``pretrained_backbone``: start it from its pretrained weights.
     """
     return _build(num_classes, in_channels, width, backbone, pretrained_backbone, masks=False)
 
 
 @register(kind="instance", input_size=(64, 64))
-def centernet_masks(num_classes: int = 6, in_channels: int = 3, width: int = 16, backbone: str = "",
+def centernet_masks(num_classes: int = 6, in_channels: int = 3, width: int = 16, backbone: str | nn.Module = "",
                     pretrained_backbone: bool = False) -> nn.Module:
     """CenterNet with a dynamic mask head (CondInst): every detected object also gets its own mask.
 

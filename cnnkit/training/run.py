@@ -200,6 +200,7 @@ class Prepared:
     source: dict[str, Any]  # how the network is rebuilt (the model card's `source`)
     model: torch.nn.Module
     transform: BatchTransform
+    started_from: str | None = None  # where weights not the run's own came from (a backbone run), for the log
 
 
 def prepare(config: TrainConfig, runtime: Runtime, given: Given = NOTHING_GIVEN) -> Prepared:
@@ -221,7 +222,8 @@ def prepare(config: TrainConfig, runtime: Runtime, given: Given = NOTHING_GIVEN)
             source = network.describe(config.model, shape, train_set.num_classes, task, config.model_options)
             torch.manual_seed(config.seed)
             model = _to_device(_build(source, shape, config), runtime)
-    return Prepared(task, splits, source, model, _transform(config, mean, std))
+            started = network.load_backbone(model, source)  # backbone=RUN_DIR: that run's trained weights
+    return Prepared(task, splits, source, model, _transform(config, mean, std), started)
 
 
 def _train(config: TrainConfig, runtime: Runtime, place: Distributed, quiet: bool,
@@ -237,6 +239,8 @@ def _train(config: TrainConfig, runtime: Runtime, place: Distributed, quiet: boo
     leftover = check_out_folder(folder)
     if leftover and not quiet:
         print(leftover)
+    if ready.started_from and not quiet and place.is_main:
+        print(ready.started_from)
     distributed.barrier(place)  # every process has checked the folder before rank 0 fills it
     module = model if given.module is not None else None
     if not place.is_main:  # the other processes train alongside rank 0 and write nothing

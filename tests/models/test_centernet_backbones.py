@@ -32,7 +32,7 @@ def test_the_deepest_block_at_most_16_times_coarser_feeds_the_heads(backbone: st
 
 
 def test_wrong_backbones_are_named() -> None:
-    with pytest.raises(ValueError, match="backbone='unet' is not a classification network of the zoo"):
+    with pytest.raises(ValueError, match="backbone='unet' is neither a classification network of the zoo"):
         models.create("centernet", backbone="unet")
     with pytest.raises(ValueError, match="pretrained_backbone=true needs a backbone=NAME"):
         models.create("centernet", pretrained_backbone=True)
@@ -77,3 +77,26 @@ def test_a_pretrained_efficientnet_backbone_keeps_imagenet_statistics_and_learns
     assert load_run(out).card.source["kwargs"]["backbone"] == "efficientnet_lite0"
     assert main(["evaluate", str(out), "--json", "--no-report"]) == 0
     assert json.loads(capsys.readouterr().out)["map"] == found["true"]["map"]
+
+
+def test_a_backbone_stops_at_its_feature_map_so_a_dense_head_for_another_size_never_runs() -> None:
+    """A LeNet-style network made for 3x28x28 (flatten, then dense layers) under a detector of 64x64 images: the
+    forward pass stops at the feature map the heads read, which equals the backbone's own map there."""
+    from torch import nn
+
+    body = nn.Sequential(nn.Conv2d(3, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5, padding=2),
+                         nn.ReLU(), nn.MaxPool2d(2))
+    classifier = nn.Sequential(nn.Flatten(), nn.Linear(16 * 7 * 7, 10))
+    lenet = nn.Sequential(*body, *classifier)
+    assert feature_layer(lenet, 3) == ("5", 16, 4)  # the second pool, at 1/4 (the dense head fails at 128x128)
+    detector = models.create("centernet", num_classes=2, backbone=lenet)
+    calls: list[int] = []
+    lenet[-1].register_forward_hook(lambda m, i, o: calls.append(1))
+    x = torch.randn(2, 3, 64, 64)
+    out = detector.eval()(x)
+    assert out.shape == (2, 6, 16, 16) and not calls
+    with torch.no_grad():
+        expected = detector.heads(detector.up(lenet[:6](x)))
+    assert torch.allclose(out, expected)
+    with pytest.raises(ValueError, match="brings its own weights"):
+        models.create("centernet", backbone=lenet, pretrained_backbone=True)

@@ -229,5 +229,44 @@ def test_a_wrong_backbone_is_named_not_blamed_on_the_image_size(detect_run: Trai
     assert main(["train", "--task", "detect", "--data", f"coco:{coco}", "--image-size", "64", "--model-options",
                  "backbone=foo", "--epochs", "1", "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
-    assert "backbone='foo' is not a classification network of the zoo" in err and "--image-size" not in err
+    assert "backbone='foo' is neither a classification network of the zoo" in err and "--image-size" not in err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_detector_over_a_run_starts_from_its_trained_weights_and_keeps_them(
+        localize_run: TrainedRun, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``backbone=RUN_DIR``: the classifier run's weights start the detector; afterwards they are the detector's own,
+    so the backbone run may be deleted and the detector still evaluates to what training reported."""
+    import shutil
+
+    from cnnkit import network
+    from cnnkit.data.coco import save_coco
+    from cnnkit.tasks import make_task
+
+    backbone = tmp_path / "classifier"
+    shutil.copytree(localize_run.folder, backbone)
+    trained = load_run(backbone).network().state_dict()
+    source = network.describe("centernet", (3, 32, 32), 3, make_task("detect"), [f"backbone={backbone}"])
+    assert source["backbone"]["source"] == load_run(backbone).card.source and source["kwargs"]["backbone"] == ""
+    detector = network.build(source, (3, 32, 32))
+    assert not all(torch.equal(v, trained[k]) for k, v in detector.backbone.state_dict().items())  # fresh
+    assert network.load_backbone(detector, source) is not None
+    for key, value in detector.backbone.state_dict().items():
+        assert torch.equal(value, trained[key]), key
+
+    save_coco(load("shapes-det", num_samples=160, image_size=32), tmp_path / "coco")
+    out = tmp_path / "detector"
+    assert main(["train", "--task", "detect", "--data", f"coco:{tmp_path / 'coco'}", "--image-size", "32",
+                 "--model-options", f"backbone={backbone}", "--epochs", "1", "--precision", "fp32", "--out", str(out),
+                 "--json", "--no-report"]) == 0
+    reported = _json(capsys)["evaluation"]
+    card = load_run(out).card
+    assert card.source["backbone"]["run"] == str(backbone.resolve())
+    shutil.rmtree(backbone)  # the detector's weights file holds the backbone's trained weights now
+    assert main(["evaluate", str(out), "--json", "--no-report"]) == 0
+    assert _json(capsys)["map"] == reported["map"]
+
+    (tmp_path / "segmenter").mkdir()  # not a run: named as such, exit 2, no traceback
+    assert main(["train", "--task", "detect", "--data", "shapes-det", "--model-options",
+                 f"backbone={tmp_path / 'segmenter'}", "--epochs", "1", "--out", str(tmp_path / "x")]) == 2
+    assert "not a run directory" in capsys.readouterr().err and not (tmp_path / "x").exists()
