@@ -1,12 +1,16 @@
 """Classic hand-made convolution kernels, and applying one to a photograph with torch.
 
-These are the filters the slides start from (the vertical-edge kernel ``[[1, 0, -1], ...]``,
-the Laplacian edge detector) and their well-known relatives: what a CNN's first layer
-learns to approximate. :data:`KERNELS` is a registry of :class:`NamedKernel`; an unknown
-name is a ``ValueError`` that suggests the nearest ones.
+These are the filters the slides show (every kernel of the decks: the vertical-edge kernel
+``[[1, 0, -1], ...]``, the Laplacian edge detector, the 1/9 blur, deck 000's ``[-1 2 -1]`` line
+detector and 2x2 ``[-1 -1; 1 1]``, deck 004's binary feature identifiers of 3x3, 4x4 and 5x5 ...;
+each says where, in ``shown_in``) and their well-known relatives: what a CNN's first layer learns
+to approximate. :data:`KERNELS` is a registry of :class:`NamedKernel`; an unknown name is a
+``ValueError`` that suggests the nearest ones. :func:`kernel_from` also takes a kernel written
+out, fractions allowed (``"1/9 1/9 1/9; 1/9 1/9 1/9; 1/9 1/9 1/9"``).
 
 :func:`apply_kernel` computes ``torch.nn.functional.conv2d`` (cross-correlation, as CNNs
-do) with "same" output size: the image is padded by ``(k - 1)/2`` on each side, by
+do) with "same" output size: the image is padded by ``(k - 1)/2`` on each side (an even kernel
+puts the extra row and column at the bottom and right, as torch's ``padding="same"``), by
 reflection (``"reflect"``: the row beyond the border mirrors the row inside it, without
 repeating the border, like ``numpy.pad(mode="reflect")``) or with zeros (``"zeros"``, which
 makes edge detectors respond at the image border). Grey images are filtered once; colour
@@ -19,20 +23,24 @@ its own (``per_channel=True``).
     ``minmax``  ``255 * (r - min r) / (max r - min r)``: signed responses, zero is mid-grey
     ``clip``    ``r`` clipped to 0..255: kernels whose weights sum to 1 (blurs, sharpen, identity)
                 keep the image's brightness, so the response is already an image
-    ``auto``    ``abs`` for kernels whose weights sum to 0 (edge detectors), else ``clip``
+    ``auto``    ``abs`` for kernels whose weights sum to 0 (edge detectors), ``clip`` for those summing
+                to 1, else ``minmax`` (a binary feature identifier, whose response exceeds 255)
 """
 
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 
+from cnnkit.explain.matrices import inline, parse_matrix
 from cnnkit.images import read_image, write_png
 
 Padding = Literal["reflect", "zeros"]
@@ -49,6 +57,7 @@ class NamedKernel:
     name: str
     weights: tuple[tuple[float, ...], ...]
     description: str  # one line
+    shown_in: tuple[str, ...] = ()  # the decks' slides that show it, e.g. "deck 000 (Kernels / Weights / Filters)"
 
     @property
     def array(self) -> np.ndarray:
@@ -60,18 +69,27 @@ class NamedKernel:
         """Edge detectors: zero response on a flat image."""
         return bool(abs(self.array.sum()) < 1e-12)
 
+    @property
+    def sums_to_one(self) -> bool:
+        """Blurs, sharpen, identity: a flat image keeps its brightness."""
+        return bool(abs(self.array.sum() - 1) < 1e-9)
+
 
 KERNELS: dict[str, NamedKernel] = {}
 
 
-def register(name: str, weights: list[list[float]], description: str) -> NamedKernel:
-    """Add a kernel to :data:`KERNELS`; a name already taken is a ``ValueError``."""
+def _kernel(name: str, weights: npt.ArrayLike, description: str, shown_in: tuple[str, ...] = ()) -> NamedKernel:
+    rows = np.asarray(weights, dtype=np.float64)
+    if rows.ndim != 2 or rows.size == 0 or not np.isfinite(rows).all():
+        raise ValueError(f"a kernel must be a non-empty 2-D array of finite numbers. Received: {name} shape={rows.shape}")
+    return NamedKernel(name, tuple(tuple(float(v) for v in row) for row in rows), description, shown_in)
+
+
+def register(name: str, weights: npt.ArrayLike, description: str, shown_in: tuple[str, ...] = ()) -> NamedKernel:
+    """Add a kernel to :data:`KERNELS`; a name already taken is a ``ValueError``. Even sides are allowed (the slides' 2x2)."""
     if name in KERNELS:
         raise ValueError(f"a kernel named {name!r} is already registered. Received: name={name!r}")
-    rows = np.asarray(weights, dtype=np.float64)
-    if rows.ndim != 2 or rows.shape[0] % 2 == 0 or rows.shape[1] % 2 == 0:
-        raise ValueError(f"a kernel must be a 2-D array with odd sides, so that it has a centre. Received: {name} shape={rows.shape}")
-    kernel = NamedKernel(name, tuple(tuple(float(v) for v in row) for row in rows), description)
+    kernel = _kernel(name, weights, description, shown_in)
     KERNELS[name] = kernel
     return kernel
 
@@ -81,22 +99,48 @@ def _gaussian_5x5() -> list[list[float]]:
     return (np.outer(row, row) / 256).tolist()
 
 
-register("vertical-edge", [[1, 0, -1], [1, 0, -1], [1, 0, -1]], "the slides' vertical edge detector: bright left, dark right is positive")
-register("horizontal-edge", [[1, 1, 1], [0, 0, 0], [-1, -1, -1]], "the slides' horizontal edge detector: bright above, dark below is positive")
+D000, D001, D002, D003, D004 = "deck 000", "deck 001", "deck 002", "deck 003", "deck 004"
+
+register("vertical-edge", [[1, 0, -1], [1, 0, -1], [1, 0, -1]], "the slides' vertical edge detector: bright left, dark right is positive",
+         (f"{D001} (Vertical Edge Detection, the 10 and 0 images; Vertical & Horizontal Edge Detection; Why Convolutional?; Quiz 1, the R slice)",
+          f"{D003} (Convolution; Stride; Padding)"))
+register("horizontal-edge", [[1, 1, 1], [0, 0, 0], [-1, -1, -1]], "the slides' horizontal edge detector: bright above, dark below is positive",
+         (f"{D001} (Vertical & Horizontal Edge Detection)",))
+register("vertical-edge-sobel", [[1, 0, -1], [2, 0, -2], [1, 0, -1]],
+         "the slides' Sobel vertical edge detector (sobel-x with the sign turned): bright left is positive, centre row weighted 2",
+         (f"{D001} (Vertical & Horizontal Edge Detection)",))
+register("vertical-line", [[-1, 2, -1], [-1, 2, -1], [-1, 2, -1]], "the slides' vertical line detector: a thin bright vertical line on a darker background",
+         (f"{D000} (Kernels / Weights / Filters)",))
+register("horizontal-edge-2x2", [[-1, -1], [1, 1]], "the slides' 2x2 horizontal edge detector: dark above, bright below is positive",
+         (f"{D000} (Kernels / Weights / Filters)",))
+register("x-shape", [[1, 0, 1], [0, 1, 0], [1, 0, 1]], "the slides' 3x3 binary feature identifier: an X, highest where the image has one",
+         (f"{D004} (CNN: Convolutions, the calculations; Sliding (Stride = 2); Filter)",))
+register("x-shape-variant", [[1, 0, 1], [0, 1, 1], [1, 0, 1]],
+         "deck 004's 3x3 filter as its first slides print it (a 1 at row 1, column 2); its calculations use x-shape",
+         (f"{D004} (Input Image; Sliding (Stride = 1))",))
+register("feature-4x4", [[1, 0, 0, 1], [0, 1, 1, 0], [1, 0, 1, 0], [1, 1, 0, 1]], "the slides' 4x4 binary feature identifier ('occurs in various sizes')",
+         (f"{D004} (Filter)",))
+register("feature-5x5", [[1, 0, 0, 1, 1], [0, 1, 1, 0, 0], [1, 0, 1, 0, 0], [1, 1, 0, 1, 1], [1, 1, 1, 0, 0]],
+         "the slides' 5x5 binary feature identifier ('occurs in various sizes')", (f"{D004} (Filter)",))
 register("sobel-x", [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], "Sobel derivative along x (vertical edges), the centre row weighted 2")
-register("sobel-y", [[-1, -2, -1], [0, 0, 0], [1, 2, 1]], "Sobel derivative along y (horizontal edges), the centre column weighted 2")
+register("sobel-y", [[-1, -2, -1], [0, 0, 0], [1, 2, 1]], "Sobel derivative along y (horizontal edges), the centre column weighted 2",
+         (f"{D000} (Kernels / Weights / Filters)",))
 register("scharr-x", [[-3, 0, 3], [-10, 0, 10], [-3, 0, 3]], "Scharr derivative along x: like Sobel, more even across edge directions")
 register("scharr-y", [[-3, -10, -3], [0, 0, 0], [3, 10, 3]], "Scharr derivative along y: like Sobel, more even across edge directions")
-register("prewitt-x", [[-1, 0, 1], [-1, 0, 1], [-1, 0, 1]], "Prewitt derivative along x (vertical edges), rows weighted equally")
+register("prewitt-x", [[-1, 0, 1], [-1, 0, 1], [-1, 0, 1]], "Prewitt derivative along x (vertical edges), rows weighted equally",
+         (f"{D001} (Vertical Edge Detection, the 6x6 example; Strided Convolution)",))
 register("prewitt-y", [[-1, -1, -1], [0, 0, 0], [1, 1, 1]], "Prewitt derivative along y (horizontal edges), columns weighted equally")
-register("laplacian-4", [[0, 1, 0], [1, -4, 1], [0, 1, 0]], "Laplacian, 4 neighbours (the slides' edge detector): edges in every direction")
+register("laplacian-4", [[0, 1, 0], [1, -4, 1], [0, 1, 0]], "Laplacian, 4 neighbours (the slides' edge detector): edges in every direction",
+         (f"{D002} (Convolution; Convolution - Example; Convolution - Stride)",))
 register("laplacian-8", [[1, 1, 1], [1, -8, 1], [1, 1, 1]], "Laplacian, 8 neighbours: edges in every direction, diagonals included")
-register("box-blur", (np.ones((3, 3)) / 9).tolist(), "3x3 mean: every pixel becomes the average of its neighbourhood")
+register("box-blur", (np.ones((3, 3)) / 9).tolist(), "3x3 mean (the slides' 1/9 blur filter): every pixel becomes the average of its neighbourhood",
+         (f"{D002} (Convolution - Example, Blur Filter)",))
 register("box-blur-5x5", (np.ones((5, 5)) / 25).tolist(), "5x5 mean: a stronger blur")
 register("gaussian-blur", (np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]]) / 16).tolist(), "3x3 Gaussian: a blur that favours the centre")
 register("gaussian-blur-5x5", _gaussian_5x5(), "5x5 Gaussian (binomial 1 4 6 4 1): a smoother, stronger blur")
 register("sharpen", [[0, -1, 0], [-1, 5, -1], [0, -1, 0]], "sharpen: the image plus its negative Laplacian")
-register("emboss", [[-2, -1, 0], [-1, 1, 1], [0, 1, 2]], "emboss: a grey relief along the diagonal, as if lit from one corner")
+register("emboss", [[-2, -1, 0], [-1, 1, 1], [0, 1, 2]], "emboss: a grey relief along the diagonal, as if lit from one corner",
+         (f"{D000} (Kernels / Weights / Filters)",))
 register("identity", [[0, 0, 0], [0, 1, 0], [0, 0, 0]], "identity: returns the image unchanged")
 
 
@@ -107,6 +151,19 @@ def get_kernel(name: str) -> NamedKernel:
     near = difflib.get_close_matches(name, list(KERNELS), n=3, cutoff=0.4)
     hint = f" Did you mean {', '.join(near)}?" if near else ""
     raise ValueError(f"unknown kernel.{hint} `cnnkit filter --list` shows them all. Received: kernel={name!r}")
+
+
+def kernel_from(value: str | NamedKernel) -> NamedKernel:
+    """A registered kernel by name, or a kernel written out (``"1/9 1/9 1/9; ..."``, JSON, a .json/.csv/.npy file).
+
+    A word that is no kernel's name suggests the nearest names; anything else must be a matrix of numbers or fractions.
+    """
+    if isinstance(value, NamedKernel):
+        return value
+    if value in KERNELS or re.fullmatch(r"\s*[A-Za-z][\w-]*\s*", value):
+        return get_kernel(value.strip())
+    weights = parse_matrix(value, "kernel")
+    return _kernel("custom", weights, f"the kernel given, [{inline(weights)}]")
 
 
 def _choice(value: str, choices: tuple[str, ...], name: str) -> None:
@@ -121,7 +178,7 @@ def apply_kernel(image: np.ndarray, kernel: NamedKernel | str, *, per_channel: b
     with the same kernel (a depthwise convolution, ``groups=3``). Returns the raw float64
     response, e.g. negative values for an edge detector on a bright-to-dark edge.
     """
-    k = get_kernel(kernel) if isinstance(kernel, str) else kernel
+    k = kernel_from(kernel)
     _choice(padding, PADDINGS, "padding")
     pixels = np.asarray(image, dtype=np.float64)
     if pixels.ndim == 3 and pixels.shape[2] == 3 and not per_channel:
@@ -131,7 +188,8 @@ def apply_kernel(image: np.ndarray, kernel: NamedKernel | str, *, per_channel: b
     x = torch.from_numpy(np.ascontiguousarray(pixels if pixels.ndim == 3 else pixels[..., None]).transpose(2, 0, 1))[None]  # (1, C, H, W)
     channels = x.shape[1]
     kh, kw = k.array.shape
-    pads = (kw // 2, kw // 2, kh // 2, kh // 2)  # (left, right, top, bottom): "same" for odd kernels
+    # (left, right, top, bottom): "same" size; an even kernel's extra row and column go last, as torch's padding="same"
+    pads = ((kw - 1) // 2, kw // 2, (kh - 1) // 2, kh // 2)
     if padding == "reflect" and (x.shape[2] <= kh // 2 or x.shape[3] <= kw // 2):
         raise ValueError(f"reflect padding needs an image larger than half the kernel ({kh}x{kw}). Received: image shape={pixels.shape}")
     padded = F.pad(x, pads, mode="reflect") if padding == "reflect" else F.pad(x, pads)
@@ -187,15 +245,16 @@ class FilterResult:
 
 
 def filter_image(
-    path: str | Path, kernel: str, out: str | Path | None = None, *, per_channel: bool = False,
+    path: str | Path, kernel: str | NamedKernel, out: str | Path | None = None, *, per_channel: bool = False,
     padding: Padding = "reflect", scale: Scale = "auto",
 ) -> FilterResult:
-    """Read an image file, filter it with the registered ``kernel`` and, given ``out``, write the display PNG atomically."""
-    k = get_kernel(kernel)
+    """Read an image file, filter it with ``kernel`` (a name or a matrix, see :func:`kernel_from`) and, given ``out``,
+    write the display PNG atomically."""
+    k = kernel_from(kernel)
     _choice(scale, SCALES, "scale")
     pixels = read_image(path, "image", mode="RGB" if per_channel else "L")
     response = apply_kernel(pixels, k, per_channel=per_channel, padding=padding)
-    resolved = ("abs" if k.sums_to_zero else "clip") if scale == "auto" else scale
+    resolved = ("abs" if k.sums_to_zero else "clip" if k.sums_to_one else "minmax") if scale == "auto" else scale
     display = to_display(response, resolved)
     written = None if out is None else str(write_png(out, display))
     return FilterResult(k, str(path), (pixels.shape[0], pixels.shape[1]), "per-channel" if per_channel else "grey", padding,
@@ -203,6 +262,6 @@ def filter_image(
 
 
 def kernel_table() -> list[dict[str, Any]]:
-    """Every registered kernel as JSON-ready rows: name, size, weights, description."""
-    return [{"name": k.name, "size": list(k.array.shape), "weights": [list(row) for row in k.weights], "description": k.description}
-            for k in KERNELS.values()]
+    """Every registered kernel as JSON-ready rows: name, size, weights, description, the slides that show it."""
+    return [{"name": k.name, "size": list(k.array.shape), "weights": [list(row) for row in k.weights], "description": k.description,
+             "shown_in": list(k.shown_in)} for k in KERNELS.values()]

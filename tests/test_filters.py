@@ -38,7 +38,7 @@ def test_registry_has_the_classic_kernels() -> None:
     assert filters.get_kernel("vertical-edge").array.tolist() == [[1, 0, -1]] * 3  # the slides' kernel
     for name in ("box-blur", "box-blur-5x5", "gaussian-blur", "gaussian-blur-5x5", "identity", "sharpen"):
         assert filters.get_kernel(name).array.sum() == pytest.approx(1)
-    with pytest.raises(ValueError, match=r"unknown kernel. Did you mean sobel-y, sobel-x\?.*Received: kernel='sobel'"):
+    with pytest.raises(ValueError, match=r"unknown kernel. Did you mean sobel-y, sobel-x, vertical-edge-sobel\?.*Received: kernel='sobel'"):
         filters.get_kernel("sobel")
     with pytest.raises(ValueError, match=r"a kernel named 'identity' is already registered"):
         filters.register("identity", [[1]], "again")

@@ -8,8 +8,14 @@
     cnnkit explain softmax --input "1 2 3"
     cnnkit explain params conv --filters 10 --kernel 3 --in-channels 3
     cnnkit explain backprop conv --input "1 2 3; 4 5 6; 7 8 9" --kernel "1 0; 0 -1"
+    cnnkit explain backprop conv --input "1 2 3; 4 5 6; 7 8 9" --kernel "1 0; 0 -1" --stride 2 --padding 1
+    cnnkit explain backprop pool --input "4 -3 -1; -2 3 -3; -3 2 3" --size 2 --stride 1 --mode max
+    cnnkit explain loss cross-entropy --logits "2 1 0.1; 0.5 2.5 0.3" --labels "0 1"
+    cnnkit explain loss mse --predictions "1.5 2; 0 1" --targets "1 2; 1 -1"
+    cnnkit explain update --optimizer adam --steps 3 --lr 0.1
     cnnkit explain deconv --input "1 2; 3 4" --kernel "1 0; 2 1" --stride 2 --padding 1 --output-padding 1
     cnnkit explain example vertical-edge-6x6
+    cnnkit explain example --file my_examples.json [NAME]
     cnnkit explain examples
 
 A thin layer over :mod:`cnnkit.explain`.
@@ -23,7 +29,8 @@ from typing import Any, Literal
 
 from cnnkit.fileio import json_text
 
-MATRIX_HELP = 'a matrix: inline "3 0 1; 1 5 8", JSON "[[3,0,1],[1,5,8]]", a .json/.csv/.npy file, or an image (grey levels)'
+MATRIX_HELP = ('a matrix: inline "3 0 1; 1 5 8" (fractions too: "1/9 1/9; 1/9 1/9"), JSON "[[3,0,1],[1,5,8]]", '
+               'a .json/.csv/.npy file, or an image (grey levels)')
 VOLUME_HELP = (MATRIX_HELP + '; or C x H x W channels: inline "1 2; 3 4 | 5 6; 7 8", nested JSON, .npy, a colour image (R, G, B)')
 
 
@@ -56,6 +63,11 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> argparse.ArgumentP
     pool.add_argument("--size", type=int, required=True, metavar="F", help="window size")
     pool.add_argument("--stride", type=int, default=None, metavar="S", help="step between windows (default: the window size)")
     pool.add_argument("--mode", choices=("max", "avg", "min"), default="max", help="how a window becomes one number (default max)")
+    pool.add_argument("--padding", type=int, default=0, metavar="P",
+                      help="cells added on each side, at most half the window: -inf for max, +inf for min, 0 for avg "
+                      "(counted in the divisor), as torch.nn.MaxPool2d/AvgPool2d (default 0)")
+    pool.add_argument("--ceil-mode", action="store_true",
+                      help="round the output size up, as torch's ceil_mode: a last window may hang over the edge")
     pool.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     activation = what.add_parser("activation", help="apply an activation, each cell's formula with its numbers",
@@ -92,14 +104,56 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> argparse.ArgumentP
     params.add_argument("--no-bias", action="store_true", help="leave the biases out")
     params.add_argument("--json", action="store_true", help="print JSON instead of text")
 
-    backprop = what.add_parser("backprop", help="gradients of a convolution, worked and checked",
-                               description="dL/dK is the cross-correlation of the input with dL/dY; dL/dX the full convolution "
-                               "of dL/dY with the kernel turned 180 degrees; both checked against the reference backward.")
-    backprop.add_argument("layer", choices=("conv",), help="the layer (conv)")
+    backprop = what.add_parser("backprop", help="gradients of a convolution or a pooling, worked and checked",
+                               description="conv: dL/dK is the cross-correlation of the (padded) input with dL/dY; dL/dX the "
+                               "full convolution of dL/dY (with stride - 1 zeros between its entries) with the kernel turned "
+                               "180 degrees. pool: max pooling sends each window's gradient to its maximum, average pooling "
+                               "spreads it over the window; where windows overlap the shares add up. Checked against the "
+                               "reference backward.")
+    backprop.add_argument("layer", choices=("conv", "pool"), help="the layer: conv or pool")
     backprop.add_argument("--input", required=True, metavar="M", help=MATRIX_HELP)
-    backprop.add_argument("--kernel", required=True, metavar="K", help=MATRIX_HELP)
+    backprop.add_argument("--kernel", default=None, metavar="K", help="conv: the kernel, " + MATRIX_HELP)
     backprop.add_argument("--grad", default=None, metavar="G", help="dL/dY, the output's shape (default all ones: L = sum of Y)")
+    backprop.add_argument("--stride", type=int, default=None, metavar="S",
+                          help="step between windows (default 1 for conv, the window size for pool)")
+    backprop.add_argument("--padding", default="0", metavar="P",
+                          help="cells added on each side: conv an int, 'same' or 'valid'; pool an int, at most half the window (default 0)")
+    backprop.add_argument("--dilation", type=int, default=1, metavar="D", help="distance between taps: conv, or max pool (default 1)")
+    backprop.add_argument("--size", type=int, default=None, metavar="F", help="pool: the window size")
+    backprop.add_argument("--mode", choices=("max", "avg"), default=None, help="pool: max or avg (default max)")
     backprop.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    loss = what.add_parser("loss", help="cross-entropy or MSE per example, and the mini-batch cost J, worked",
+                           description="Cross-entropy with softmax (the exponentials, their sum, the probabilities, -log p "
+                           "of the true class) or mean squared error, one example per row, then the cost J = (1/m) * sum "
+                           "of L over the m examples: torch's cross_entropy and mse_loss with reduction 'mean'.")
+    loss.add_argument("kind", choices=("cross-entropy", "mse"), help="cross-entropy (logits and labels) or mse (predictions and targets)")
+    loss.add_argument("--logits", default=None, metavar="M", help='cross-entropy: one row of class scores per example, e.g. "2 1 0.1; 0.5 2.5 0.3"')
+    loss.add_argument("--labels", default=None, metavar="L", help='cross-entropy: the true class of each example, e.g. "0 1"')
+    loss.add_argument("--predictions", default=None, metavar="M", help='mse: one row of predicted values per example, e.g. "1.5 2; 0 1"')
+    loss.add_argument("--targets", default=None, metavar="M", help="mse: the true values, the shape of --predictions")
+    loss.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    update = what.add_parser("update", help="a few optimizer steps (sgd, momentum, adagrad, rmsprop, adam), every number",
+                             description="Step an optimizer a few times, exactly as torch.optim does, on the quadratic f(w) "
+                             "= 0.5*sum(a_i*w_i^2) (default a = 1 5, w = 1 1) or on least squares J(w) = (1/m)*sum((x.w - "
+                             "y)^2) with --inputs and --targets: each step's gradient, velocity / accumulated squares / "
+                             "moments with bias correction, the step and the new weights; says where textbooks differ.")
+    update.add_argument("--optimizer", default="sgd", metavar="NAME", help="sgd, momentum, adagrad, rmsprop or adam (default sgd)")
+    update.add_argument("--steps", type=int, default=3, metavar="N", help="how many updates (default 3)")
+    update.add_argument("--weights", default=None, metavar="W", help="the starting weights (default 1s for the quadratic, 0s for least squares)")
+    update.add_argument("--curvature", default=None, metavar="A", help='the a_i of f(w) = 0.5*sum(a_i*w_i^2) (default "1 5")')
+    update.add_argument("--inputs", default=None, metavar="X", help="least squares: one example per row, one column per weight")
+    update.add_argument("--targets", default=None, metavar="Y", help="least squares: one target per example")
+    update.add_argument("--lr", type=float, default=None, metavar="LR",
+                        help="learning rate (default 0.1; rmsprop 0.01, torch's default)")
+    update.add_argument("--momentum", type=float, default=None, metavar="MU", help="momentum's mu (default 0.9)")
+    update.add_argument("--alpha", type=float, default=None, metavar="A", help="rmsprop's decay (default 0.99, torch's)")
+    update.add_argument("--beta1", type=float, default=None, metavar="B", help="adam's first-moment decay (default 0.9, torch's)")
+    update.add_argument("--beta2", type=float, default=None, metavar="B", help="adam's second-moment decay (default 0.999, torch's)")
+    update.add_argument("--eps", type=float, default=None, metavar="E",
+                        help="added after the square root (default torch's: adagrad 1e-10, rmsprop and adam 1e-8)")
+    update.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     deconv = what.add_parser("deconv", help="transposed convolution: each input cell scattered through the kernel",
                              description="Transposed convolution (\"deconvolution\") of a matrix with a kernel: every "
@@ -133,10 +187,14 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> argparse.ArgumentP
                      "(default 0.5)")
     nms.add_argument("--json", action="store_true", help="print JSON instead of text")
 
-    example = what.add_parser("example", help="recompute one slide example and check it",
+    example = what.add_parser("example", help="recompute one slide example (or a file of your own) and check it",
                               description="Recompute one of the lecture slides' worked examples; where the slide "
-                              "printed another number, say where and why.")
-    example.add_argument("name", metavar="NAME", help="the example's id (`cnnkit explain examples` lists them)")
+                              "printed another number, say where and why. With --file, check your own examples, written "
+                              "in the packaged examples' JSON format: one by NAME, or all of them.")
+    example.add_argument("name", nargs="?", default=None, metavar="NAME",
+                         help="the example's id (`cnnkit explain examples` lists them; with --file, optional)")
+    example.add_argument("--file", default=None, metavar="JSON",
+                         help="a JSON file of examples in the packaged format (cnnkit/data_files/deck_examples.json)")
     example.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     examples = what.add_parser("examples", help="recompute every slide example", description="Recompute every slide example.")
@@ -176,6 +234,56 @@ def _conv(args: argparse.Namespace) -> Any:
                                        args.dilation, args.flip)
 
 
+def _unused(args: argparse.Namespace, flags: tuple[str, ...], where: str) -> None:
+    """A flag that the chosen sub-command does not read is an error, not silently ignored."""
+    for flag in flags:
+        value = getattr(args, flag)
+        if value is not None:
+            raise ValueError(f"`--{flag}` is not used by {where}. Received: --{flag}={value!r}")
+
+
+def _required(args: argparse.Namespace, flags: tuple[str, ...], where: str) -> None:
+    for flag in flags:
+        if getattr(args, flag) is None:
+            raise ValueError(f"`--{flag}` is required for {where}. Received: no --{flag}")
+
+
+def _backprop(args: argparse.Namespace) -> Any:
+    from cnnkit import explain
+
+    padding = _padding(args.padding)
+    if args.layer == "conv":
+        _required(args, ("kernel",), "backprop conv")
+        _unused(args, ("size", "mode"), "backprop conv (its window is the kernel)")
+        return explain.explain_conv_backprop(args.input, args.kernel, args.grad, 1 if args.stride is None else args.stride,
+                                             padding, args.dilation)
+    _required(args, ("size",), "backprop pool")
+    _unused(args, ("kernel",), "backprop pool (pooling has no weights)")
+    if isinstance(padding, str):
+        raise ValueError(f"`--padding` must be a non-negative int for backprop pool. Received: --padding={args.padding!r}")
+    return explain.explain_pool_backprop(args.input, args.size, args.stride, padding, args.mode or "max", args.grad, args.dilation)
+
+
+def _loss(args: argparse.Namespace) -> Any:
+    from cnnkit import explain
+
+    if args.kind == "cross-entropy":
+        _required(args, ("logits", "labels"), "loss cross-entropy")
+        _unused(args, ("predictions", "targets"), "loss cross-entropy (that is loss mse)")
+        return explain.explain_cross_entropy(args.logits, args.labels)
+    _required(args, ("predictions", "targets"), "loss mse")
+    _unused(args, ("logits", "labels"), "loss mse (that is loss cross-entropy)")
+    return explain.explain_mse(args.predictions, args.targets)
+
+
+def _update(args: argparse.Namespace) -> Any:
+    from cnnkit import explain
+
+    return explain.explain_update(args.optimizer, args.weights, curvature=args.curvature, inputs=args.inputs,
+                                  targets=args.targets, steps=args.steps, lr=args.lr, momentum=args.momentum,
+                                  alpha=args.alpha, beta1=args.beta1, beta2=args.beta2, eps=args.eps)
+
+
 def _calculate(args: argparse.Namespace) -> Any:
     """The explanation the sub-command asks for."""
     from cnnkit import explain
@@ -183,7 +291,9 @@ def _calculate(args: argparse.Namespace) -> Any:
     if args.what == "conv":
         return _conv(args)
     if args.what == "pool":
-        return explain.explain_pool(args.input, args.size, args.stride, args.mode)
+        if args.padding < 0:
+            raise ValueError(f"`--padding` must be a non-negative int. Received: --padding={args.padding}")
+        return explain.explain_pool(args.input, args.size, args.stride, args.mode, args.padding, args.ceil_mode)
     if args.what == "activation":
         return explain.explain_activation(args.name, args.input, slope=args.slope, alpha=args.alpha, pieces=args.pieces)
     if args.what == "dense":
@@ -200,7 +310,11 @@ def _calculate(args: argparse.Namespace) -> Any:
         return explain.explain_nms(args.boxes if args.boxes is not None else explain.NMS_EXAMPLE, args.iou)
     if args.what == "deconv":
         return explain.explain_deconv(args.input, args.kernel, args.stride, args.padding, args.output_padding, args.bias)
-    return explain.explain_conv_backprop(args.input, args.kernel, args.grad)
+    if args.what == "loss":
+        return _loss(args)
+    if args.what == "update":
+        return _update(args)
+    return _backprop(args)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -211,11 +325,14 @@ def run(args: argparse.Namespace) -> int:
         result = _calculate(args)
         print(json_text(result.to_dict()) if args.json else explain.render_any(result))
         return 0
-    if args.what == "example":
-        one = explain.explain_example(args.name)
+    if args.what == "example" and (args.name is not None or args.file is None):
+        if args.name is None:
+            raise ValueError("give an example NAME (`cnnkit explain examples` lists them) or --file JSON. Received: neither")
+        one = explain.explain_example(args.name, None if args.file is None else explain.load_example_file(args.file))
         print(json_text(one.to_dict()) if args.json else explain.render_example(one))
         return 0 if one.ok else 1
-    results = explain.explain_examples()
+    # `examples`, or `example --file JSON` without a NAME: every example of the set
+    results = explain.explain_examples(None if args.what == "examples" else explain.load_example_file(args.file))
     if args.json:
         print(json_text({"ok": all(r.ok for r in results), "examples": [r.to_dict() for r in results]}))
     else:

@@ -8,6 +8,9 @@ JPEG ...: its grey levels 0-255, at most 64x64 pixels, since every cell gets a s
 A volume ``C x H x W`` (the channels of an RGB input, or one filter) is given the
 same ways, inline with channels separated by ``|`` (``"1 2; 3 4 | 5 6; 7 8"``),
 as nested JSON lists or ``.npy``, or as a colour image (3 channels, R, G, B).
+
+An entry may be a fraction, as the slides write a blur: ``"1/9 1/9 1/9; ..."`` (also as a JSON
+string, ``["1/9", ...]``, or a CSV cell). Text of any length is read inline unless it names a file.
 """
 
 from __future__ import annotations
@@ -51,6 +54,29 @@ def _is_file(text: str) -> bool:
         return False
 
 
+def parse_number(text: str) -> float:
+    """``"0.5" -> 0.5`` and ``"1/9" -> 0.111...``: a number, or a fraction of two numbers.
+
+    Raises ``ValueError`` for anything else (a zero denominator included).
+    """
+    numerator, slash, denominator = text.strip().partition("/")
+    if not slash:
+        return float(numerator)
+    top, bottom = float(numerator), float(denominator)
+    if bottom == 0:
+        raise ValueError(f"the fraction {text.strip()!r} divides by zero")
+    return top / bottom
+
+
+def _numbers(raw: Any) -> Any:
+    """Nested lists with every text entry read by :func:`parse_number` (numbers and arrays pass through)."""
+    if isinstance(raw, str):
+        return parse_number(raw)
+    if isinstance(raw, list):
+        return [_numbers(item) for item in raw]
+    return raw
+
+
 def _rows(text: str) -> list[list[str]]:
     return [re.split(r"[\s,]+", row.strip()) for row in re.split(r"[;\n]", text) if row.strip()]
 
@@ -75,12 +101,12 @@ def _read(value: str | npt.ArrayLike, name: str, image: Literal["L", "auto"]) ->
             raw = _load_file(Path(value.strip()), name) if is_path else _inline(value)
         else:
             raw = value
-        array = np.asarray(raw, dtype=np.float64)
-    except (ValueError, TypeError) as error:
+        array = np.asarray(_numbers(raw), dtype=np.float64)
+    except (ValueError, TypeError, RecursionError) as error:
         if isinstance(value, str) and is_image_path(value):
             raise
         raise ValueError(
-            f"`{name}` must be a rectangular matrix of numbers, e.g. \"3 0 1; 1 5 8\" or [[3, 0, 1], [1, 5, 8]] "
+            f"`{name}` must be a rectangular matrix of numbers or fractions, e.g. \"3 0 1; 1 5 8\", \"1/9 1/9; 1/9 1/9\" or [[3, 0, 1], [1, 5, 8]] "
             f"(channels separated by |) or a .json/.csv/.npy/image file ({error}). {received}"
         ) from error
     if array.size and not np.isfinite(array).all():
@@ -156,6 +182,12 @@ def number(value: float) -> Number:
 
 def to_lists(matrix: np.ndarray) -> list[list[Number]]:
     return [[number(v) for v in row] for row in matrix]
+
+
+def to_nested(array: npt.ArrayLike) -> Any:
+    """Nested lists of :func:`number` of any rank: ``(F, H, W)`` -> ``[[[...]]]``."""
+    values = np.asarray(array, dtype=np.float64)
+    return number(float(values)) if values.ndim == 0 else [to_nested(part) for part in values]
 
 
 def inline(matrix: np.ndarray) -> str:

@@ -3,8 +3,9 @@
 ``lenet-table`` and ``keras-summary`` rebuild the slides' tables from the shipped
 layer tables (``cnnkit/tables/lenet_slides.txt``, ``keras_slides.txt``): each layer's
 output shape from the table's shape check, its parameters from ``arith.conv_params``
-and ``arith.dense_params``, then compare every row the slide prints. ``quiz-10-filters``
-and ``fc-vs-conv`` are single counts. Each function takes the fixture's entry.
+and ``arith.dense_params``, then compare every row the slide prints. ``quiz-10-filters``,
+``fc-vs-conv`` and ``fc-large-image`` are single counts. Each function takes the fixture's entry;
+:data:`PARAMETER_KEYS` says which keys an entry must (and may) hold.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from cnnkit import arith, spec
 from cnnkit.explain.results import Check, ExampleResult
 
 # the first word of a slide row's layer -> the layer table's word
-_SLIDE_WORDS = {"conv": "conv", "relu": "relu", "max": "maxpool", "fully": "dense", "dense": "dense",
+SLIDE_WORDS = {"conv": "conv", "relu": "relu", "max": "maxpool", "fully": "dense", "dense": "dense",
                 "dropout": "dropout", "flatten": "flatten"}
 
 
@@ -55,9 +56,16 @@ def _match(example: dict[str, Any], rows: list[dict[str, Any]]) -> list[Check]:
     """Pair each slide row with the next table row of the same kind and compare the numbers the slide gives."""
     checks, at = [], 0
     for number, slide_row in enumerate(example["layers"], start=1):
-        kind = _SLIDE_WORDS[slide_row["layer"].split()[0]]
-        while rows[at]["kind"] != kind:  # rows the slide does not print (e.g. flatten, softmax)
+        word = str(slide_row.get("layer", "")).split()[:1] if isinstance(slide_row, dict) else []
+        if not word or word[0] not in SLIDE_WORDS:
+            raise ValueError(f"{example['id']}: `layers[{number - 1}].layer` must start with one of {', '.join(SLIDE_WORDS)}. "
+                             f"Received: {slide_row!r}")
+        kind = SLIDE_WORDS[word[0]]
+        while at < len(rows) and rows[at]["kind"] != kind:  # rows the slide does not print (e.g. flatten, softmax)
             at += 1
+        if at == len(rows):
+            raise ValueError(f"{example['id']}: `layers[{number - 1}]` ({slide_row['layer']}) has no {kind} layer left to "
+                             f"match in the shipped table. Received: {len(example['layers'])} layers")
         row = rows[at]
         row["slide_row"] = number
         keys = [key for key in ("output", "activation_size", "weights", "biases", "params") if key in slide_row]
@@ -124,9 +132,32 @@ def _fc_vs_conv(example: dict[str, Any]) -> ExampleResult:
     return ExampleResult(example["id"], example["source"], "parameters", [], checks, notes=notes)
 
 
+def _fc_large_image(example: dict[str, Any]) -> ExampleResult:
+    small, large = 32 * 32 * 3, 1000 * 1000 * 3
+    dense = arith.dense_params(large, 1000)
+    checks = [
+        Check("a 32x32x3 image: 32*32*3 input values", small, example["small_image_inputs"]),
+        Check("a 1000x1000x3 image: 1000*1000*3 input values", large, example["large_image_inputs"]),
+        Check(f"a fully connected layer of 1000 units on it, weights: {large} inputs * 1000 units", dense.weights, example["weights"]),
+    ]
+    notes = [f"the slide calls the {dense.weights:,} weights 'features'; with one bias per unit the layer has "
+             f"{dense.formula} parameters ({dense.total:,}): this is why images need convolutions"]
+    return ExampleResult(example["id"], example["source"], "parameters", [], checks, notes=notes)
+
+
 PARAMETER_EXAMPLES: dict[str, Callable[[dict[str, Any]], ExampleResult]] = {
+    "fc-large-image": _fc_large_image,
     "lenet-table": _lenet,
     "keras-summary": _keras,
     "quiz-10-filters": _quiz,
     "fc-vs-conv": _fc_vs_conv,
+}
+
+# per id: the keys an entry must hold, and the keys it may hold besides id, source and slide_error
+PARAMETER_KEYS: dict[str, tuple[set[str], set[str]]] = {
+    "fc-large-image": ({"small_image_inputs", "large_image_inputs", "weights"}, set()),
+    "lenet-table": ({"layers", "expected_total"}, {"input", "slide_shows_total"}),
+    "keras-summary": ({"layers", "expected_total"}, {"input", "slide_shows_total"}),
+    "quiz-10-filters": ({"expected"}, {"layer"}),
+    "fc-vs-conv": ({"fully_connected_32x32x3_to_28x28x6_weights", "conv_6_filters_5x5x3_params"}, set()),
 }

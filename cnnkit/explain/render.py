@@ -15,6 +15,7 @@ from cnnkit.explain.working import Calculation
 
 OUTPUT_SIZE_HEADER = "output size, floor((n + 2p - f)/s) + 1 per side"
 DILATED_HEADER = "output size, floor((n + 2p - d(f - 1) - 1)/s) + 1 per side"
+CEIL_HEADER = "output size, ceil((n + 2p - f)/s) + 1 per side (ceil_mode)"
 
 
 def render(explanation: Explanation) -> str:
@@ -25,7 +26,7 @@ def render(explanation: Explanation) -> str:
         lines += [f"padded input ({e.padded_input.shape[0]}x{e.padded_input.shape[1]}):", *grid(e.padded_input)]
     if e.kernel is not None:
         lines += [f"kernel as applied ({e.kernel.shape[0]}x{e.kernel.shape[1]}):", *grid(e.kernel)]
-    lines += _output_size(e.output_size, e.parameters.get("dilation", [1, 1]))
+    lines += _output_size(e.output_size, e.parameters.get("dilation", [1, 1]), e.parameters.get("ceil_mode", False))
     lines += ["", "each output cell:"]
     for step in e.steps:
         lines.append(f"  [{step['row']},{step['col']}] window rows {step['rows'][0]}-{step['rows'][1]}, "
@@ -37,8 +38,8 @@ def render(explanation: Explanation) -> str:
     return "\n".join(lines)
 
 
-def _output_size(worked: tuple[arith.Worked, arith.Worked], dilation: list[int]) -> list[str]:
-    header = OUTPUT_SIZE_HEADER if list(dilation) == [1, 1] else DILATED_HEADER
+def _output_size(worked: tuple[arith.Worked, arith.Worked], dilation: list[int], ceil_mode: bool = False) -> list[str]:
+    header = CEIL_HEADER if ceil_mode else OUTPUT_SIZE_HEADER if list(dilation) == [1, 1] else DILATED_HEADER
     return ["", f"{header}:", *(f"  {side}: {w.formula}" for side, w in zip(arith.SIDES, worked, strict=True))]
 
 
@@ -110,8 +111,17 @@ def render_example(result: ExampleResult, *, steps: bool = True) -> str:
     lines = [f"{result.id} ({result.kind}, from {result.source}): {status}"]
     for check in result.checks:
         lines.append(f"  {'ok  ' if check.ok else 'FAIL'} {check.what}" + ("" if check.ok else f": computed {check.computed}, expected {check.expected}"))
+    differing = {(d.get("filter"), d.get("row"), d.get("col"), d.get("mode")) for d in result.slide_differences}
+    if result.printed_count:
+        lines.append(f"  the slide prints {result.printed_count} number(s) of the result: "
+                     + (f"{len(differing)} differ from the correct result" if differing else "all are correct"))
+    labels = {"misprint": "slide differs at", "inherited": "slide differs (inherited from its misprinted input) at",
+              "inconsistent": "slide is inconsistent at"}
     for diff in result.slide_differences:
-        lines.append(f"  slide differs at {diff['why']}")
+        where = f" [{diff['where']}]" if diff.get("where") else ""
+        lines.append(f"  {labels.get(diff.get('kind', 'misprint'), 'slide differs at')} {diff['why']}{where}")
+    for variant in result.slide_variants:
+        lines.append(f"  slide prints the {variant['what']} differently: {variant['why']}")
     if result.slide_error:
         lines.append(f"  slide note: {result.slide_error}")
     lines += [f"  note: {note}" for note in result.notes]
@@ -119,7 +129,7 @@ def render_example(result: ExampleResult, *, steps: bool = True) -> str:
         lines += ["", *_table(result.table)]
     if steps:
         for explanation in result.explanations:
-            lines += ["", render(explanation)]
+            lines += ["", render_volume(explanation) if isinstance(explanation, VolumeExplanation) else render(explanation)]
     return "\n".join(lines)
 
 

@@ -149,54 +149,85 @@ def explain_conv(
     )
 
 
+POOL_FILL = {"max": -np.inf, "min": np.inf, "avg": 0.0}  # what a padded cell holds, as torch pads each pooling
+
+
+def _pool_notes(mode: str, padding: arith.Pair, ceil_mode: bool) -> list[str]:
+    notes = []
+    if padding != (0, 0):
+        side = f"{padding[0]}" if padding[0] == padding[1] else f"{padding[0]} rows, {padding[1]} columns"
+        notes.append({
+            "max": f"padding {side}: the border cells are -inf, so a padded cell never wins (as torch.nn.MaxPool2d pads)",
+            "min": f"padding {side}: the border cells are +inf, so a padded cell never wins (min(x) = -max(-x), padded with -inf)",
+            "avg": f"padding {side}: the border cells are 0 and count in the divisor (torch.nn.AvgPool2d, count_include_pad=True)",
+        }[mode])
+    if ceil_mode:
+        notes.append("ceil_mode: the output size rounds up, so the last window may hang over the bottom or right edge of the "
+                     "padded input; it takes only the cells that exist" + (" and divides by their number" if mode == "avg" else ""))
+    return notes
+
+
 def explain_pool(
     input: str | npt.ArrayLike,
     size: arith.IntOrPair,
     stride: arith.IntOrPair | None = None,
     mode: str = "max",
+    padding: arith.IntOrPair = 0,
+    ceil_mode: bool = False,
 ) -> Explanation:
     """Pool one matrix, showing for every output cell its window and how the window becomes one number.
 
-    ``(H, W) -> (H_out, W_out)`` with ``H_out = floor((H - f)/s) + 1``; ``stride`` defaults to the size ``f``.
-    ``mode`` is ``"max"``, ``"avg"`` or ``"min"``.
+    ``(H, W) -> (H_out, W_out)`` with ``H_out = floor((H + 2p - f)/s) + 1`` (``ceil`` with ``ceil_mode``, less a
+    last window that would start in the bottom padding), as ``torch.nn.MaxPool2d`` and ``AvgPool2d`` define
+    them; ``stride`` defaults to the size ``f`` and ``padding`` is at most ``f // 2``. ``mode`` is ``"max"``,
+    ``"avg"`` or ``"min"``. Padded cells are ``-inf`` for max pooling (``+inf`` for min: they never win) and
+    zeros for average pooling, counted in the divisor; a ``ceil_mode`` window that hangs over the padded input
+    takes only the cells that exist. (JSON has no infinity: there a padded ``-inf`` or ``+inf`` cell is ``null``.)
     """
     if mode not in POOL_MODES:
         raise ValueError(f"`mode` must be one of {', '.join(POOL_MODES)}. Received: mode={mode!r}")
+    if not isinstance(ceil_mode, bool):
+        raise TypeError(f"`ceil_mode` must be True or False. Received: ceil_mode={ceil_mode!r}")
     x = parse_matrix(input, "input")
     f = arith.pair(size, "size", minimum=1)
     s = f if stride is None else arith.pair(stride, "stride", minimum=1)
-    worked = arith.pool_output_worked((x.shape[0], x.shape[1]), f, s)
-    out = (worked[0].value, worked[1].value)
+    p = arith.pair(padding, "padding")
+    worked = arith.pool_output_worked((x.shape[0], x.shape[1]), f, s, p, 1, ceil_mode)
     pools: dict[str, Callable[..., np.ndarray]] = {"max": R.max_pool2d, "avg": R.avg_pool2d, "min": R.min_pool2d}
-    pool = pools[mode]
-    output = pool(_nchw(x), f, s)[0, 0]
-    windows = _windows(x, f, s, out)
+    output = pools[mode](_nchw(x), f, s, p, ceil_mode=ceil_mode)[0, 0]
+    padded = np.pad(x, ((p[0], p[0]), (p[1], p[1])), constant_values=POOL_FILL[mode])
     steps = []
     for (i, j), value in np.ndenumerate(output):
-        cells = windows[i, j].ravel()
+        # a ceil_mode window may reach past the padded input: it keeps the cells that exist
+        rows = (i * s[0], min(i * s[0] + f[0], padded.shape[0]))
+        cols = (j * s[1], min(j * s[1] + f[1], padded.shape[1]))
+        window = padded[rows[0]:rows[1], cols[0]:cols[1]]
+        cells = window.ravel()
         listed = ", ".join(f"{number(v):g}" for v in cells)
-        step: dict[str, Any] = {"row": i, "col": j, "rows": [i * s[0], i * s[0] + f[0] - 1], "cols": [j * s[1], j * s[1] + f[1] - 1],
-                                "window": to_lists(windows[i, j]), "value": number(value)}
+        step: dict[str, Any] = {"row": i, "col": j, "rows": [rows[0], rows[1] - 1], "cols": [cols[0], cols[1] - 1],
+                                "window": to_lists(window), "value": number(value)}
         if mode == "avg":
             step["sum"] = number(cells.sum())
             step["expression"] = f"({' + '.join(f'{number(v):g}' for v in cells)})/{cells.size} = {number(value):g}"
         else:
             # where the winning cell sits in the input; the first one in reading order on ties, as the backward pass
             at = int(np.argmax(cells) if mode == "max" else np.argmin(cells))
-            step["winner"] = [i * s[0] + at // f[1], j * s[1] + at % f[1]]
+            width = cols[1] - cols[0]
+            step["winner"] = [rows[0] + at // width - p[0], cols[0] + at % width - p[1]]
             step["expression"] = f"{mode}({listed}) = {number(value):g}"
         steps.append(step)
     name = {"max": "max pooling", "avg": "average pooling", "min": "min pooling"}[mode]
+    extras = (f", padding {p[0] if p[0] == p[1] else p}" if p != (0, 0) else "") + (", ceil_mode" if ceil_mode else "")
     return Explanation(
         op="pool",
-        title=f"{name}: {x.shape[0]}x{x.shape[1]} input, {f[0]}x{f[1]} windows, stride {s[0] if s[0] == s[1] else s}",
+        title=f"{name}: {x.shape[0]}x{x.shape[1]} input, {f[0]}x{f[1]} windows, stride {s[0] if s[0] == s[1] else s}{extras}",
         input=x,
-        padded_input=x,
+        padded_input=padded,
         output=output,
         output_size=worked,
         steps=steps,
-        parameters={"size": list(f), "stride": list(s), "mode": mode},
-        notes=[],
+        parameters={"size": list(f), "stride": list(s), "mode": mode, "padding": list(p), "ceil_mode": ceil_mode},
+        notes=_pool_notes(mode, p, ceil_mode),
     )
 
 

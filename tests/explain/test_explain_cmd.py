@@ -53,7 +53,7 @@ def test_examples_json(capsys: pytest.CaptureFixture[str]) -> None:
     code, out = _run(["examples", "--json"], capsys)
     data = json.loads(out)
     assert code == 0 and data["ok"]
-    assert len(data["examples"]) == 14
+    assert len(data["examples"]) == 25  # 14 transcribed fixtures + 11 further deck examples
 
 
 def test_bad_padding_is_a_user_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,7 +11,7 @@ from cnnkit.summarize import summary
 
 
 def test_parameter_fixtures_are_listed() -> None:
-    assert example_names()[-4:] == ["quiz-10-filters", "fc-vs-conv", "lenet-table", "keras-summary"]
+    assert example_names()[-5:] == ["quiz-10-filters", "fc-vs-conv", "lenet-table", "keras-summary", "fc-large-image"]
 
 
 @pytest.mark.parametrize(("name", "table"), [("lenet-table", "lenet_slides"), ("keras-summary", "keras_slides")])
