@@ -46,15 +46,24 @@ def cpu_has_bf16() -> bool:
 
 
 def choose(device: str = "auto", precision: str = "auto", channels_last: bool | None = None) -> Runtime:
-    """Resolve ``auto`` choices; an unavailable device or precision is a ``ValueError`` that says why."""
+    """Resolve ``auto`` choices; an unavailable device or precision is a ``ValueError`` that says why.
+
+    ``auto`` takes a CUDA GPU, else Apple silicon's ``mps`` where PyTorch reports it available, else the CPU.
+    On ``mps`` the precision is fp32 and the layout contiguous unless asked otherwise: neither bf16 autocast nor
+    channels-last has been measured there (no Apple machine here).
+    """
     if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = "cuda" if torch.cuda.is_available() else "mps" if mps_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda: no CUDA GPU is available to this PyTorch build. Use --device cpu or auto.")
-    if device not in ("cpu", "cuda"):
-        raise ValueError(f"--device must be auto, cpu or cuda. Received: {device!r}")
+    if device == "mps" and not mps_available():
+        raise ValueError("--device mps: PyTorch reports no Apple-silicon GPU (MPS) here. Use --device cpu or auto.")
+    if device not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"--device must be auto, cpu, cuda or mps. Received: {device!r}")
     dev = torch.device(device)
-    if precision == "auto":
+    if precision == "auto" and dev.type == "mps":
+        precision, reason = "fp32", "MPS: fp32, bf16 unmeasured here"
+    elif precision == "auto":
         if dev.type == "cuda":
             precision, reason = ("bf16", "GPU has bf16") if torch.cuda.is_bf16_supported() else ("fp16", "GPU lacks bf16")
         elif cpu_has_bf16():
@@ -65,12 +74,20 @@ def choose(device: str = "auto", precision: str = "auto", channels_last: bool | 
         reason = "as asked"
     if precision == "fp16" and dev.type == "cpu":
         raise ValueError("--precision fp16 needs --device cuda; on a CPU use bf16 or fp32.")
+    if precision != "fp32" and dev.type == "mps":
+        raise ValueError(f"--precision {precision} on --device mps is not supported by cnnkit; use fp32 or auto.")
     if precision == "bf16" and dev.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise ValueError("--precision bf16: this GPU has no bf16; use fp16 or auto.")
     # oneDNN's convolutions work in NHWC; training step speed-ups measured here: bf16 (Xeon with AVX512-BF16)
     # fastnet 1.6x, vgg_small 1.5x, resnet_small 1.3x, mobilenet_v1 1.1x, lenet5 1.1x (efficientnet_lite0 0.9x:
     # pass --no-channels-last there); fp32 (2-core AMD EPYC without bf16), batch 32 / 128: lenet5 1.50x / 1.50x,
     # fastnet 1.34x / 1.24x, vgg_small 1.13x / 1.61x, resnet_small 1.02x / 1.34x (docs/benchmarks.md)
-    auto_layout = True
+    auto_layout = dev.type != "mps"
     layout = auto_layout if channels_last is None else channels_last
     return Runtime(dev, precision, layout, reason)
+
+
+def mps_available() -> bool:
+    """Whether PyTorch reports Apple silicon's GPU (the ``mps`` backend) usable here."""
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())

@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("cnnkit.cli.report_cmd", "write a run's report.html: config, summary, curves, metrics, figures"),
     "lr-find": ("cnnkit.cli.lr_find_cmd", "learning-rate range test: the loss as the rate grows, and a rate to train with"),
     "transfer": ("cnnkit.cli.transfer_cmd", "reuse a pretrained network (extract, freeze:K, finetune); compare with scratch"),
+    "data": ("cnnkit.cli.data_cmd", "pack an image folder once into arrays that train without decoding (packed:DIR)"),
     "explore": ("cnnkit.cli.explore_cmd", "a web page to see a network work on an image: maps, one unit worked, Grad-CAM"),
 }
 

@@ -25,7 +25,7 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> None:
     parser.add_argument("run", metavar="RUN", help="a run directory written by `cnnkit train`")
     parser.add_argument("--data", help="evaluate on another dataset with the same classes (default: the run's)")
     parser.add_argument("--data-dir", help="where that dataset's files are")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
     parser.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
                         help="refresh the run's report.html with these results (default: yes)")
     parser.add_argument("--json", action="store_true", help="print metrics.json to standard output")

@@ -8,6 +8,7 @@ Known names::
     shapes          synthetic shapes with boxes and masks, (3, 32, 32), 6 classes
     shapes-seg      synthetic scenes of 1-3 shapes with a class per pixel
     folder:PATH     one sub-folder per class (PNG, JPEG, BMP, WebP), or images/ + masks/ for segmentation
+    packed:PATH     a folder packed by ``cnnkit data pack`` (:mod:`cnnkit.data.packed`)
 """
 
 from __future__ import annotations
@@ -38,10 +39,13 @@ DATASETS: dict[str, str] = {
                   "4,000 images, 3x64x64, 6 classes",
     "folder:PATH": "your images, one sub-folder per class, or images/ + masks/ (class id per pixel) for segmentation "
                    "(either also inside train/ and test/ or val/)",
+    "packed:PATH": "an image folder packed once by `cnnkit data pack` (decoded uint8, read on demand: larger than "
+                   "memory is fine)",
     "coco:PATH": "your detection data in COCO format: annotations.json beside the images (or in train/ and test/ or "
                  "val/), read with pycocotools",
 }
 _FOLDER = "folder:"
+_PACKED = "packed:"
 _COCO = "coco:"
 
 
@@ -73,6 +77,19 @@ def _resolve(name: str, data_dir: str | Path | None, size: tuple[int, int] | Non
             raise ValueError(f"`folder:` needs a path, e.g. folder:./my_images. Received: name={name!r}")
         loader = load_pairs if is_pair_folder(Path(path)) else load_folder
         return loader(path, size, grayscale, skip_bad_images)
+    if name.startswith(_PACKED):
+        from cnnkit.data.packed import load_packed
+
+        if not name[len(_PACKED):]:
+            raise ValueError(f"`packed:` needs a folder made by `cnnkit data pack`, e.g. packed:photos.cnnkit. "
+                             f"Received: name={name!r}")
+        splits = load_packed(name[len(_PACKED):], in_memory=False)  # read on demand: larger than memory is fine
+        shape = splits.train.input_shape
+        if (size is not None and tuple(size) != shape[1:]) or (grayscale is not None and (shape[0] == 1) != grayscale):
+            raise ValueError(f"{name}: packed at {'x'.join(map(str, shape))}; --image-size and --grayscale cannot "
+                             f"change a pack (pack the folder again at the size wanted). Received: image_size={size}, "
+                             f"grayscale={grayscale}")
+        return splits
     if name.startswith(_COCO):
         from cnnkit.data.coco import load_coco
 

@@ -16,6 +16,7 @@ image or does not decode is a ValueError naming it, or, with
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -147,13 +148,39 @@ def load_folder(path: str | Path, image_size: tuple[int, int] | None = None, gra
     image is grey, else 3. ``image_size`` defaults to 64 x 64. With the one-tree
     layout everything is ``train`` (carve a validation split with ``val_split``);
     with ``train/`` + ``test/`` or ``val/`` sub-folders, those are the splits.
+
+    The first load decodes every file (:func:`decode_folder`) and packs the result into the cache
+    (:mod:`cnnkit.data.packed`); a later load at the same size and channels reads the pack instead, unless a
+    file of the folder changed since (then it decodes again). ``CNNKIT_CACHE=off`` always decodes.
     """
+    from cnnkit.data import packed
+
     root = Path(path)
+    _check_root(root, path)
+    size = image_size or DEFAULT_SIZE
+    cached = packed.cache_path(root, size, grayscale, skip_bad_images)
+    files = packed.listing(root)
+    if cached is not None and packed.is_current(cached, root, files):
+        with contextlib.suppress(ValueError, OSError):  # a damaged pack: decoded again below, and replaced
+            return packed.load_packed(cached, as_decoded=True)
+    splits = decode_folder(root, size, grayscale, skip_bad_images)
+    if cached is not None:
+        with contextlib.suppress(OSError):  # a read-only or full cache: the pack is only a shortcut
+            packed.write_pack(splits, root, cached, size, grayscale, skip_bad_images, files)
+    return splits
+
+
+def _check_root(root: Path, path: str | Path) -> None:
     if not root.exists():
         raise FileNotFoundError(f"image folder {str(root)!r} does not exist. Received: folder:{path}")
     if not root.is_dir():
         raise ValueError(f"image folder {str(root)!r} is a file, not a folder of class sub-folders. Received: folder:{path}")
-    size = image_size or DEFAULT_SIZE
+
+
+def decode_folder(root: Path, size: tuple[int, int], grayscale: bool | None = None,
+                  skip_bad_images: bool = False) -> DataSplits:
+    """Decode every image of the class-folder tree ``root`` (:func:`load_folder`, without the cache)."""
+    _check_root(root, root)
     subdirs = {d.name for d in _class_dirs(root)}
     split_layout = "train" in subdirs and subdirs <= set(_SPLIT_NAMES) and len(subdirs) > 1
     roots = {split: root / split for split in _SPLIT_NAMES if split in subdirs} if split_layout else {"train": root}

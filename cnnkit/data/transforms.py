@@ -63,7 +63,9 @@ def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float,
     values = torch.arange(256, dtype=torch.float64, device=images.device) / 255.0
     means, stds = [], []
     for c in range(images.shape[1]):
-        histogram = torch.bincount(images[:, c].reshape(-1), minlength=256).double()
+        histogram = torch.zeros(256, dtype=torch.float64, device=images.device)
+        for start in range(0, images.shape[0], 8192):  # in pieces: a memory-mapped set is never copied whole
+            histogram += torch.bincount(images[start:start + 8192, c].reshape(-1), minlength=256).double()
         frequency = histogram / histogram.sum()
         mean = float((frequency * values).sum())
         means.append(mean)

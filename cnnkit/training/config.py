@@ -21,7 +21,7 @@ if typing.TYPE_CHECKING:
 Optimizer = Literal["sgd", "adagrad", "rmsprop", "adam", "adamw"]
 Schedule = Literal["constant", "step", "cosine", "onecycle"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
-Device = Literal["auto", "cpu", "cuda"]
+Device = Literal["auto", "cpu", "cuda", "mps"]
 
 # a learning rate that works for each optimizer when none is given
 DEFAULT_LR: dict[str, float] = {"sgd": 0.05, "adagrad": 0.01, "rmsprop": 0.001, "adam": 0.004, "adamw": 0.004}
@@ -68,7 +68,7 @@ class TrainConfig:
     early_stop: int | None = None  # stop once the validation score has not improved for this many evaluations; model.safetensors keeps the best epoch (needs --val-split)
     seed: int = 0  # shuffling, augmentation, dropout and initial weights
     precision: Precision = "auto"  # auto: bf16 where the hardware has it, else fp32 (fp16 + scaler on old GPUs)
-    device: Device = "auto"  # auto: cuda if available, else cpu
+    device: Device = "auto"  # auto: cuda if available, else mps (Apple silicon) if available, else cpu
     channels_last: bool | None = None  # memory format; None: on (NHWC is faster on CPUs and GPUs alike)
     compile: bool = False  # torch.compile the training step's network (compiling takes a while first)
     threads: int | None = None  # CPU threads for PyTorch's kernels (a shared machine); None: PyTorch's default

@@ -127,7 +127,7 @@ class TransferConfig:
     augment: list[str] = field(default_factory=list)  # freeze and finetune: any of flip, crop, erase, noise
     seed: int = 0  # subset draw, shuffling, augmentation and the new head's initial weights
     precision: Precision = "auto"  # auto: bf16 where the hardware has it, else fp32
-    device: Device = "auto"  # auto: cuda if available, else cpu
+    device: Device = "auto"  # auto: cuda if available, else mps if available, else cpu
     channels_last: bool | None = None  # memory format; None: on for CUDA
     out: str | None = None  # run directory; None: runs/transfer-<base>-<strategy>-<time>
 

@@ -100,3 +100,52 @@ def test_environment_and_batch_split() -> None:
         D.local_batch_size(30, D.Distributed(0, 4, 0))
     # rank 0 keeps the single-process seeds (exact resume of older runs); other ranks draw differently
     assert seed_for(3, 2, 7) == seed_for(3, 2, 7, 0) and seed_for(3, 2, 7, 1) != seed_for(3, 2, 7)
+
+
+def test_two_nodes_on_loopback_train_a_pack_as_one_process_does(tmp_path: Path) -> None:
+    """torchrun --nnodes=2: two launches (one process each) meeting on 127.0.0.1, as two machines would, each reading
+    only its shard of a packed folder (memory-mapped: a rank touches only the pages of its own images)."""
+    import socket
+
+    from tests.data.test_packed import TABLE as PACKED_TABLE
+    from tests.data.test_packed import _folder
+
+    root = _folder(tmp_path / "photos", per_class=40)
+    pack = tmp_path / "photos.cnnkit"
+    from cnnkit.cli import main
+
+    assert main(["data", "pack", f"folder:{root}", "--image-size", "16", "--out", str(pack)]) == 0
+    table = tmp_path / "net.txt"
+    table.write_text(PACKED_TABLE)
+    options = ["--model", str(table), "--data", f"packed:{pack}", "--epochs", "2", "--batch-size", "16",
+               "--precision", "fp32", "--optimizer", "sgd", "--lr", "0.1", "--seed", "5"]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1",
+                               f"--node_rank={rank}", "--master_addr=127.0.0.1", f"--master_port={port}", "-m",
+                               "cnnkit", "train", *options, "--out", str(tmp_path / "nodes"), "--no-report"],
+                              env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for rank in (0, 1)]
+    outputs = [node.communicate(timeout=300) for node in nodes]
+    for node, (out, err) in zip(nodes, outputs, strict=True):
+        assert node.returncode == 0, out[-2000:] + err[-3000:]
+    assert outputs[0][0].count("run directory:") == 1 and "run directory:" not in outputs[1][0]  # node 0 reports
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        config = TrainConfig.from_dict({"model": str(table), "data": f"packed:{pack}", "epochs": 2, "batch_size": 16,
+                                        "precision": "fp32", "optimizer": "sgd", "lr": 0.1, "seed": 5,
+                                        "out": str(tmp_path / "one")})
+        single = train(config, quiet=True)
+    finally:
+        torch.set_num_threads(threads)
+    history = [json.loads(line) for line in (tmp_path / "nodes" / "metrics.jsonl").read_text().splitlines()]
+    for mine, theirs in zip(history, single.history, strict=True):
+        for key in ("train_loss", "train_accuracy", "test_loss", "test_accuracy"):
+            assert mine[key] == pytest.approx(theirs[key], rel=1e-4, abs=1e-6), key
+    for name, tensor in load_file(str(single.run_dir / "model.safetensors")).items():
+        torch.testing.assert_close(load_file(str(tmp_path / "nodes" / "model.safetensors"))[name], tensor,
+                                   rtol=1e-4, atol=1e-5, msg=name)
+    assert single.history[-1]["test_accuracy"] > 0.6

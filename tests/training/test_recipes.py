@@ -78,3 +78,24 @@ def test_fast_defaults_layout_and_fused_optimizer() -> None:
     for name in ("sgd", "adam", "adamw", "adagrad"):
         optimizer = make_optimizer(model, TrainConfig.from_dict({"optimizer": name}))
         assert optimizer.defaults["fused"] is True, name
+
+
+def test_auto_device_takes_cuda_then_mps_then_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The selection on machines this one is not: PyTorch's own availability checks replaced."""
+    import cnnkit.runtime as runtime
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(runtime, "mps_available", lambda: True)
+    chosen = choose("auto")
+    assert (chosen.device.type, chosen.precision, chosen.channels_last) == ("mps", "fp32", False)
+    assert choose("mps", channels_last=True).channels_last  # asked for: given
+    with pytest.raises(ValueError, match="--precision bf16 on --device mps"):
+        choose("mps", "bf16")
+    monkeypatch.setattr(runtime, "mps_available", lambda: False)
+    assert choose("auto").device.type == "cpu"
+    with pytest.raises(ValueError, match="--device mps: PyTorch reports no Apple-silicon GPU"):
+        choose("mps")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(runtime, "mps_available", lambda: True)
+    assert choose("auto").device.type == "cuda"  # a CUDA GPU first

@@ -1,0 +1,137 @@
+"""Past memory: packed image folders against decoding every run, and memory against the folder's size.
+
+Generates folders of small JPEG images (``--sizes 10000,100000`` images, 32x32 RGB, 10 classes; made here in a
+temporary folder, never committed) and measures, each ``cnnkit train`` a separate process as a user runs it:
+
+1. **time to the first training step** (the run's own ``timings.json``: start-up, data, network, summary,
+   optimizer) of ``--data folder:DIR`` with an empty cache (decodes every file and packs them) and again (reads
+   the pack): the ratio;
+2. **peak memory** of one epoch of ``--data packed:PACK`` (memory-mapped, read on demand), from ``/proc``: the
+   peak resident set (``VmHWM``, which counts the pack's pages the kernel maps for the process, reclaimable
+   page cache) and the peak anonymous memory (``RssAnon``, the process's own allocations), at each size: the
+   ratio between the largest and the smallest;
+3. **images/s** of that epoch against the same data held in memory (``folder:`` read from the pack into memory).
+
+    python benchmarks/streaming.py [--sizes 10000,100000] [--model fastnet]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import common
+import numpy as np
+from PIL import Image
+
+
+def make_folder(root: Path, count: int, size: int = 32, classes: int = 10) -> None:
+    """``count`` JPEGs in ``root/train/CLASS`` (and a tenth more in ``root/test``): each class a coloured blob."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:size, :size]
+    for split, n in (("train", count), ("test", count // 10)):
+        for i in range(n):
+            label = i % classes
+            cy, cx = rng.integers(6, size - 6, 2)
+            blob = ((yy - cy) ** 2 + (xx - cx) ** 2 < (4 + label % 4) ** 2)[..., None]
+            colour = np.array([(label * 70) % 256, (label * 130) % 256, (label * 40 + 90) % 256])
+            pixels = np.where(blob, colour, rng.integers(0, 80, (size, size, 3))).astype(np.uint8)
+            path = root / split / f"c{label}" / f"{i}.jpg"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(pixels).save(path, quality=90)
+
+
+def _status(pid: int) -> dict[str, int]:
+    """``VmHWM`` (peak resident set), ``VmRSS`` and ``RssAnon`` of a process, in bytes (Linux ``/proc``)."""
+    values = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmHWM", "VmRSS", "RssAnon"):
+            values[key] = int(rest.split()[0]) * 1024
+    return values
+
+
+def train(args: list[str], env: dict[str, str], out: Path) -> dict[str, Any]:
+    """One ``cnnkit train`` process: its timings, its epoch's images/s, and its peak memory (``/proc``, 20 Hz)."""
+    process = subprocess.Popen([sys.executable, "-m", "cnnkit", "train", *args, "--out", str(out), "--no-report",
+                                "--epochs", "1"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    peak = {"rss": 0, "anonymous": 0}
+
+    def sample() -> None:
+        while process.poll() is None:
+            try:
+                found = _status(process.pid)
+            except (OSError, ValueError):
+                break
+            peak["rss"] = max(peak["rss"], found.get("VmHWM", 0))  # the kernel's own peak
+            peak["anonymous"] = max(peak["anonymous"], found.get("RssAnon", 0))
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    _, err = process.communicate()
+    sampler.join()
+    if process.returncode != 0:
+        raise SystemExit(f"cnnkit train failed: {err[-2000:]}")
+    phases = json.loads((out / "timings.json").read_text())["phases"]
+    epoch = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    first_step = sum(phases.get(k, 0.0) for k in ("start-up and imports", "data", "network", "summary", "optimizer"))
+    return {"first_step_seconds": round(first_step, 2), "data_seconds": phases.get("data"),
+            "images_per_second": epoch.get("images_per_second"),
+            "peak_rss_mb": round(peak["rss"] / 1e6), "peak_anonymous_mb": round(peak["anonymous"] / 1e6)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--model", default="fastnet")
+    common.add_common_arguments(parser)
+    args = parser.parse_args()
+    doc = common.apply_common_arguments(args)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="cnnkit-streaming-") as scratch:
+        work = Path(scratch)
+        for count in (int(s) for s in args.sizes.split(",")):
+            folder = work / f"photos-{count}"
+            start = time.perf_counter()
+            make_folder(folder, count)
+            made = time.perf_counter() - start
+            cache = work / f"cache-{count}"
+            env = {**os.environ, "CNNKIT_CACHE": str(cache)}
+            common_args = ["--model", args.model, "--image-size", "32", "--batch-size", "128", "--precision", "fp32"]
+            first = train(["--data", f"folder:{folder}", *common_args], env, work / f"first-{count}")
+            second = train(["--data", f"folder:{folder}", *common_args], env, work / f"second-{count}")
+            pack = next((cache / "packed").iterdir())
+            streamed = train(["--data", f"packed:{pack}", "--model", args.model, "--batch-size", "128",
+                              "--precision", "fp32"], env, work / f"streamed-{count}")
+            row = {"images": count, "folder_seconds_to_make": round(made, 1),
+                   "pack_mb": round(sum(p.stat().st_size for p in pack.iterdir()) / 1e6, 1),
+                   "first_run": first, "second_run": second, "streamed": streamed,
+                   "first_step_speedup": round(first["first_step_seconds"] / second["first_step_seconds"], 1),
+                   "streamed_over_in_memory_images_per_second":
+                       round(streamed["images_per_second"] / second["images_per_second"], 2)}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            shutil.rmtree(folder, ignore_errors=True)
+    small, large = rows[0], rows[-1]
+    growth = {key: round(large["streamed"][key] / small["streamed"][key], 2) for key in ("peak_rss_mb", "peak_anonymous_mb")}
+    headline = (f"{args.model}, {large['images']:,} JPEGs: 2nd run reaches its first step "
+                f"{large['first_step_speedup']}x sooner ({large['first_run']['first_step_seconds']} s -> "
+                f"{large['second_run']['first_step_seconds']} s); streamed from the pack at "
+                f"{large['streamed_over_in_memory_images_per_second']}x the in-memory images/s; peak memory "
+                f"{small['images']:,} -> {large['images']:,} images: anonymous x{growth['peak_anonymous_mb']}, "
+                f"RSS incl. page cache x{growth['peak_rss_mb']}")
+    common.record("streaming", headline, {"rows": rows, "memory_growth": growth}, doc)
+
+
+if __name__ == "__main__":
+    main()

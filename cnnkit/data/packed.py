@@ -1,0 +1,203 @@
+"""Packed image folders: decoded once into fixed-size uint8 arrays on disk, read back without decoding.
+
+``cnnkit data pack folder:PATH --image-size 128 --out photos.cnnkit`` (or
+:func:`pack`) decodes a class-folder tree once, through the same code as
+``folder:`` (:func:`cnnkit.data.folder.load_folder`: EXIF, crop, resize,
+channels), and writes::
+
+    photos.cnnkit/manifest.json        what was packed: the source folder, every file's path, size and mtime,
+                                       the classes, the image shape, the splits, the files left out
+    photos.cnnkit/train.images         N x C x H x W uint8, one image after the other (and test/val alike)
+    photos.cnnkit/train.labels.npy     N int64 (numpy's own format, read with allow_pickle=False)
+
+``packed:photos.cnnkit`` trains from it like any dataset. Its images are a
+``numpy.memmap`` of the file seen as a torch tensor: nothing is read until a
+batch gathers its images, so a pack larger than memory trains too (the
+operating system keeps what fits in its page cache), and each process of a
+distributed run reads only the images of its own shard.
+
+Why raw arrays and not WebDataset tar shards: cnnkit shuffles every epoch,
+which wants random access to any image; with fixed-size decoded images that is
+one offset, no index, no decoding (decoding JPEGs is the expensive part on a
+CPU). Tar shards suit sequential streaming from object stores, which cnnkit
+does not do.
+
+A folder used with ``folder:PATH`` is packed automatically into the cache
+(``$CNNKIT_CACHE/packed``) the first time, and every later run that asks for
+the same size and channels reads the pack instead of decoding. The manifest's
+file list (paths, sizes, modification times) is compared with the folder each
+time: a changed, added or removed file makes the pack stale, and the folder is
+decoded again, never a stale pack used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cnnkit.data.dataset import DataSplits, ImageDataset
+
+FORMAT = "cnnkit-pack"
+VERSION = 1
+MANIFEST = "manifest.json"
+_SPLITS = ("train", "val", "test")
+
+
+def listing(root: Path) -> list[list[Any]]:
+    """Every file below ``root`` (hidden ones left out) as ``[relative path, size, mtime_ns]``, sorted: what a pack
+    records of its source, and what is compared to see whether the folder changed."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith("."):
+                continue
+            path = Path(dirpath) / name
+            info = path.stat()
+            found.append([path.relative_to(root).as_posix(), info.st_size, info.st_mtime_ns])
+    return found
+
+
+def _key(root: Path, size: tuple[int, int], grayscale: bool | None, skip_bad_images: bool) -> str:
+    text = f"{root.resolve()}\0{size}\0{grayscale}\0{skip_bad_images}\0{VERSION}"
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def cache_path(root: Path, size: tuple[int, int], grayscale: bool | None, skip_bad_images: bool) -> Path | None:
+    """Where the automatic pack of ``folder:root`` at this size and channels lives, or None (``CNNKIT_CACHE=off``)."""
+    from cnnkit.data.idx import cache_folder
+
+    folder = cache_folder()
+    return None if folder is None else folder / "packed" / f"{root.name}.{_key(root, size, grayscale, skip_bad_images)}"
+
+
+def write_pack(splits: DataSplits, source: Path, out: Path, image_size: tuple[int, int], grayscale: bool | None,
+               skip_bad_images: bool, files: list[list[Any]] | None = None) -> Path:
+    """Write ``splits`` (decoded from the folder ``source``) as a pack in ``out``: whole or not at all (written
+    into a temporary folder beside it, then renamed)."""
+    out = Path(out)
+    if out.exists() and not (out / MANIFEST).is_file():
+        raise ValueError(f"--out {out}: exists and is not a pack (no {MANIFEST}); choose a new name")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        manifest: dict[str, Any] = {
+            "format": FORMAT, "version": VERSION, "source": str(source.resolve()),
+            "files": listing(source) if files is None else files,
+            "image_size": list(image_size), "grayscale": grayscale, "skip_bad_images": skip_bad_images,
+            "class_names": list(splits.train.class_names), "input_shape": list(splits.train.input_shape),
+            "test_official": splits.test_official, "skipped": list(splits.skipped), "splits": {}}
+        for split in _SPLITS:
+            data: ImageDataset | None = getattr(splits, split)
+            if data is None:
+                continue
+            with (work / f"{split}.images").open("wb") as file:
+                for start in range(0, len(data), 4096):  # in pieces: a memory-mapped split is never copied whole
+                    file.write(data.images[start:start + 4096].contiguous().numpy().tobytes())
+            np.save(work / f"{split}.labels.npy", data.labels.numpy(), allow_pickle=False)
+            manifest["splits"][split] = {"count": len(data), "files": list(data.files or ()), "name": data.name,
+                                         "source": data.source, "skipped": list(data.skipped)}
+        (work / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+        if out.exists():
+            shutil.rmtree(out)
+        work.rename(out)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return out
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """The pack's manifest, checked; a folder that is not a pack (or a damaged one) is a ValueError naming it."""
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise ValueError(f"packed:{folder}: not a pack (no {MANIFEST}); make one with `cnnkit data pack "
+                         f"folder:PATH --out {folder}`")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: not a readable manifest ({error}); pack the folder again") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+        raise ValueError(f"{path}: not a version-{VERSION} cnnkit pack; pack the folder again")
+    return manifest
+
+
+def is_current(folder: Path, source: Path | None = None, files: list[list[Any]] | None = None) -> bool:
+    """Whether the pack in ``folder`` still holds what its source folder (or ``source``, whose :func:`listing` is
+    ``files`` when given) holds now."""
+    try:
+        manifest = read_manifest(folder)
+        root = Path(source or manifest["source"])
+        return bool(root.is_dir() and (listing(root) if files is None else files) == manifest["files"])
+    except (ValueError, OSError, KeyError):
+        return False
+
+
+def _split(folder: Path, split: str, manifest: dict[str, Any], in_memory: bool, as_decoded: bool) -> ImageDataset:
+    info = manifest["splits"][split]
+    count, shape = int(info["count"]), tuple(int(s) for s in manifest["input_shape"])
+    path = folder / f"{split}.images"
+    expected = count * int(np.prod(shape))
+    if not path.is_file() or path.stat().st_size != expected:
+        got = path.stat().st_size if path.is_file() else "no file"
+        raise ValueError(f"{path}: {got} bytes where the manifest says {count} images of {'x'.join(map(str, shape))} "
+                         f"({expected} bytes): the pack is truncated or damaged; pack the folder again")
+    if in_memory:
+        pixels = np.fromfile(path, dtype=np.uint8).reshape(count, *shape)
+    else:  # copy-on-write: pages are read when a batch touches them and never written back
+        pixels = np.memmap(path, dtype=np.uint8, mode="c", shape=(count, *shape))
+    try:
+        labels = np.load(folder / f"{split}.labels.npy", allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{folder / f'{split}.labels.npy'}: unreadable ({error}); pack the folder again") from None
+    if labels.shape != (count,) or labels.dtype != np.int64:
+        raise ValueError(f"{folder / f'{split}.labels.npy'}: {labels.shape} {labels.dtype}, not {count} int64 labels")
+    name, source = (str(info["name"]), str(info["source"])) if as_decoded else (f"packed/{split}", str(folder))
+    return ImageDataset(torch.from_numpy(pixels), torch.from_numpy(labels), tuple(manifest["class_names"]), name,
+                        source, files=tuple(info["files"]) or None, skipped=tuple(info.get("skipped", ())))
+
+
+def load_packed(folder: str | Path, in_memory: bool | None = None, as_decoded: bool = False) -> DataSplits:
+    """The pack in ``folder`` as splits. ``in_memory``: read it whole (True), map it and read batches on demand
+    (False), or map it when it is larger than a quarter of this machine's memory (None). ``as_decoded``: the
+    datasets keep the names and sources the decoded folder gave them (the automatic cache of ``folder:``)."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    if in_memory is None:
+        size = sum((folder / f"{s}.images").stat().st_size for s in manifest["splits"] if (folder / f"{s}.images").exists())
+        in_memory = size < _memory() // 4
+    splits = {s: _split(folder, s, manifest, in_memory, as_decoded) for s in _SPLITS if s in manifest["splits"]}
+    if "train" not in splits:
+        raise ValueError(f"packed:{folder}: the pack has no train split")
+    return DataSplits(train=splits["train"], test=splits.get("test"), val=splits.get("val"),
+                      test_official=bool(manifest.get("test_official")), skipped=tuple(manifest.get("skipped", ())))
+
+
+def _memory() -> int:
+    """This machine's physical memory in bytes (a large default where it cannot be read)."""
+    with contextlib.suppress(ValueError, OSError, AttributeError):
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    return 1 << 40
+
+
+def pack(name: str, out: str | Path, image_size: int | None = None, grayscale: bool | None = None,
+         skip_bad_images: bool = False) -> Path:
+    """``cnnkit data pack``: decode the image folder ``folder:PATH`` once into the pack ``out`` (module doc)."""
+    from cnnkit.data.folder import DEFAULT_SIZE, decode_folder
+
+    if not name.startswith("folder:") or not name[len("folder:"):]:
+        raise ValueError(f"cnnkit data pack takes a class-folder tree, folder:PATH. Received: {name!r}")
+    root = Path(name[len("folder:"):])
+    size = (image_size, image_size) if image_size else DEFAULT_SIZE
+    before = listing(root) if root.is_dir() else None
+    splits = decode_folder(root, size, grayscale, skip_bad_images)
+    return write_pack(splits, root, Path(out), size, grayscale, skip_bad_images, before)

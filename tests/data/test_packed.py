@@ -1,0 +1,129 @@
+"""Packed image folders: decoded once, read back without decoding (in memory or on demand from the file), noticed
+when stale, refused when damaged, and training from a pack is training from the folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cnnkit.cli import main
+from cnnkit.data import load
+from cnnkit.data.folder import decode_folder
+from cnnkit.data.packed import load_packed
+
+TABLE = """\
+input 1x16x16
+conv 6 3x3 padding=same
+relu
+maxpool 2
+flatten
+dense 3
+"""
+
+
+def _folder(root: Path, per_class: int = 12) -> Path:
+    """A train/ + test/ tree of JPEG files, three classes told apart by where their bright bar is."""
+    rng = np.random.default_rng(0)
+    for split, count in (("train", per_class), ("test", per_class // 3)):
+        for label in range(3):
+            for i in range(count):
+                pixels = rng.integers(0, 60, (20, 24)).astype(np.uint8)
+                pixels[:, 8 * label:8 * label + 6] = 220
+                path = root / split / f"class{label}" / f"{i}.jpg"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(pixels).save(path, quality=95)
+    return root
+
+
+def test_a_pack_holds_exactly_what_decoding_gives_and_reads_it_from_the_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = _folder(tmp_path / "photos")
+    assert main(["data", "pack", f"folder:{root}", "--image-size", "16", "--out", str(tmp_path / "p.cnnkit")]) == 0
+    assert "train 36, test 12 images of 1x16x16, 3 classes" in capsys.readouterr().out
+    decoded = decode_folder(root, (16, 16))
+    for in_memory in (True, False):
+        packed = load_packed(tmp_path / "p.cnnkit", in_memory=in_memory)
+        for ours, theirs in ((packed.train, decoded.train), (packed.test, decoded.test)):
+            assert ours is not None and theirs is not None
+            assert torch.equal(ours.images, theirs.images) and torch.equal(ours.labels, theirs.labels)
+            assert ours.class_names == theirs.class_names and ours.files == theirs.files
+    manifest = json.loads((tmp_path / "p.cnnkit" / "manifest.json").read_text())
+    assert len(manifest["files"]) == 48 and manifest["input_shape"] == [1, 16, 16]
+    # on demand: the images are the file's bytes, read when touched (a change to the file shows through)
+    mapped = load_packed(tmp_path / "p.cnnkit", in_memory=False).train.images
+    with (tmp_path / "p.cnnkit" / "train.images").open("r+b") as file:
+        file.seek(16 * 16 * 5)  # image 5's first pixel
+        file.write(bytes([7]))
+    assert int(mapped[5, 0, 0, 0]) == 7
+
+
+def test_folder_data_is_packed_once_and_decoded_again_when_a_file_changes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _folder(tmp_path / "photos")
+    first = load(f"folder:{root}", image_size=16)
+    calls: list[Path] = []
+    import cnnkit.data.folder as folder
+
+    real = folder.decode_folder
+    monkeypatch.setattr(folder, "decode_folder", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    second = load(f"folder:{root}", image_size=16)
+    assert not calls and torch.equal(first.train.images, second.train.images)  # read from the pack, no decoding
+    assert second.train.name == first.train.name and second.train.source == first.train.source
+    load(f"folder:{root}", image_size=12)  # another size: another pack, decoded
+    assert len(calls) == 1
+    changed = root / "train" / "class0" / "0.jpg"
+    Image.fromarray(np.full((20, 24), 255, dtype=np.uint8)).save(changed, quality=95)
+    third = load(f"folder:{root}", image_size=16)
+    assert len(calls) == 2  # the folder changed: decoded again, never the stale pack
+    index = third.train.files.index(str(changed))
+    assert int(third.train.images[index].min()) > 240 and not torch.equal(third.train.images, first.train.images)
+    (root / "train" / "class1" / "new.jpg").write_bytes(changed.read_bytes())
+    assert len(load(f"folder:{root}", image_size=16).train) == 37 and len(calls) == 3
+
+
+def test_training_from_a_pack_is_training_from_the_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = _folder(tmp_path / "photos", per_class=30)
+    table = tmp_path / "net.txt"
+    table.write_text(TABLE)
+    assert main(["data", "pack", f"folder:{root}", "--image-size", "16", "--out", str(tmp_path / "p.cnnkit")]) == 0
+    results = {}
+    for name, data in (("folder", f"folder:{root}"), ("packed", f"packed:{tmp_path / 'p.cnnkit'}")):
+        out = tmp_path / name
+        options = ["--image-size", "16"] if name == "folder" else []
+        assert main(["train", "--model", str(table), "--data", data, *options, "--epochs", "2", "--batch-size", "16",
+                     "--precision", "fp32", "--seed", "3", "--out", str(out), "--json", "--no-report"]) == 0
+        capsys.readouterr()
+        results[name] = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    for mine, theirs in zip(results["packed"], results["folder"], strict=True):
+        for key in ("train_loss", "test_loss", "test_accuracy"):
+            assert mine[key] == theirs[key], key
+    assert results["packed"][-1]["test_accuracy"] > 0.6  # it learned: agreement of two broken runs proves nothing
+    assert main(["evaluate", str(tmp_path / "packed"), "--json", "--no-report"]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] == round(results["packed"][-1]["test_accuracy"], 4)
+
+
+def test_bad_packs_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = _folder(tmp_path / "photos")
+    pack = tmp_path / "p.cnnkit"
+    assert main(["data", "pack", f"folder:{root}", "--image-size", "16", "--out", str(pack)]) == 0
+    capsys.readouterr()
+    assert main(["train", "--data", f"packed:{pack}", "--image-size", "32", "--epochs", "1",
+                 "--out", str(tmp_path / "a")]) == 2
+    assert "packed at 1x16x16" in capsys.readouterr().err
+    with (pack / "train.images").open("r+b") as file:
+        file.truncate(100)
+    assert main(["train", "--data", f"packed:{pack}", "--epochs", "1", "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert "train.images: 100 bytes where the manifest says 36 images" in err and "Traceback" not in err
+    assert not (tmp_path / "b").exists()
+    assert main(["train", "--data", f"packed:{tmp_path}", "--epochs", "1", "--out", str(tmp_path / "c")]) == 2
+    assert "not a pack (no manifest.json)" in capsys.readouterr().err
+    assert main(["data", "pack", "digits", "--out", str(tmp_path / "d")]) == 2
+    assert "takes a class-folder tree, folder:PATH" in capsys.readouterr().err
+    assert main(["data", "pack", f"folder:{root}", "--out", str(root / "train")]) == 2  # never over other files
+    assert "is not a pack" in capsys.readouterr().err and (root / "train" / "class0" / "0.jpg").exists()
