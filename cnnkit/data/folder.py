@@ -18,18 +18,23 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from PIL import Image
 
-from cnnkit.data.dataset import DataSplits, ImageDataset
-from cnnkit.images import EXTENSIONS, BadImage, decode, to_channels
+from cnnkit.data.dataset import DataSplits
+from cnnkit.images import EXTENSIONS, BadImage, decode
 from cnnkit.progress import Ticker
+
+if TYPE_CHECKING:
+    from cnnkit.data.packed import SplitWriter
 
 DEFAULT_SIZE = (64, 64)
 _SPLIT_NAMES = ("train", "val", "test")
@@ -54,20 +59,21 @@ def _list_files(class_dir: Path) -> list[Path]:
     return files
 
 
+CHUNK = 2048  # images decoded, converted and written at a time: memory does not grow with the folder
+
+
 @dataclass
-class _Tree:
-    """The decoded content of one class-folder tree."""
+class _Plan:
+    """What one class-folder tree holds, before decoding: the image files with their labels."""
 
-    pixels: list[np.ndarray]  # (H, W, 3) uint8 each
-    labels: list[int]
-    files: list[str]
-    skipped: list[str]  # "path: reason"
-    all_grey: bool  # every image was stored grey
+    jobs: list[tuple[Path, int]]  # (file, class index)
+    others: list[Path]  # files that are not images by their extension
     class_names: tuple[str, ...]
+    dirs: list[Path]
 
 
-def _read_tree(root: Path, class_names: tuple[str, ...] | None, size: tuple[int, int], skip_bad_images: bool) -> _Tree:
-    """Decode every image below ``root``'s class folders (classes: their sorted names, or ``class_names``)."""
+def _plan_tree(root: Path, class_names: tuple[str, ...] | None) -> _Plan:
+    """The image files below ``root``'s class folders (classes: their sorted names, or ``class_names``), checked."""
     dirs = _class_dirs(root)
     names = tuple(d.name for d in dirs) if class_names is None else class_names
     if class_names is None and len(names) < 2:
@@ -76,7 +82,7 @@ def _read_tree(root: Path, class_names: tuple[str, ...] | None, size: tuple[int,
             f"Received: one class folder, {names[0]!r}"
         )
     jobs: list[tuple[Path, int]] = []
-    others: list[Path] = []  # files that are not images by their extension
+    others: list[Path] = []
     for directory in dirs:
         if directory.name not in names:
             raise ValueError(
@@ -93,51 +99,72 @@ def _read_tree(root: Path, class_names: tuple[str, ...] | None, size: tuple[int,
     if others:  # a README.txt or a spreadsheet beside the photos: left out, said, never fatal
         shown = ", ".join(str(path) for path in others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
         warnings.warn(f"image folder {str(root)!r}: left out {len(others)} file(s) that are not images (extensions "
-                      f"read: {', '.join(EXTENSIONS)}): {shown}", UserWarning, stacklevel=2)
+                      f"read: {', '.join(EXTENSIONS)}): {shown}", UserWarning, stacklevel=3)
+    return _Plan(jobs, others, names, dirs)
 
+
+def _decode_split(plan: _Plan, root: Path, size: tuple[int, int], skip_bad_images: bool,
+                  writer: SplitWriter) -> None:
+    """Decode ``plan``'s files a chunk at a time into ``writer`` (RGB, with each image's stored-grey flag).
+
+    Pillow releases the GIL while decoding and resizing, so threads decode in parallel. A file that does not
+    decode stops here with a ValueError naming it, or is left out and recorded (``skip_bad_images``).
+    """
     def read(job: tuple[Path, int]) -> tuple[np.ndarray, bool, tuple[int, int]] | str:
         try:
             return decode(job[0], size)
         except BadImage as error:
             return str(error)
 
-    # Pillow releases the GIL while decoding and resizing, so threads decode in parallel. decode refuses
-    # oversized images itself; Pillow's warning for them is silenced once here, outside the threads.
+    writer.skipped += [f"{path}: not an image file" for path in plan.others]
     with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool, \
-            Ticker(f"decoding image folder {root}", len(jobs), "images") as ticker:
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        results = []
-        for result in pool.map(read, jobs):
-            results.append(result)
-            ticker.advance()
-    tree = _Tree([], [], [], [f"{path}: not an image file" for path in others], True, names)
-    for (path, label), result in zip(jobs, results, strict=True):
-        if isinstance(result, str):
-            if not skip_bad_images:
-                raise ValueError(
-                    f"image file {str(path)!r} {result}; or pass skip_bad_images=True (--skip-bad-images) to leave "
-                    f"such files out. Received: a file of {path.stat().st_size} bytes"
-                )
-            tree.skipped.append(f"{path}: {result}")
-            continue
-        tree.pixels.append(result[0])
-        tree.all_grey &= result[1]
-        tree.labels.append(label)
-        tree.files.append(str(path))
-    for directory in dirs:
-        if names.index(directory.name) not in tree.labels:
+            Ticker(f"decoding image folder {root}", len(plan.jobs), "images") as ticker:
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # decode refuses such images itself
+        for start in range(0, len(plan.jobs), CHUNK):
+            chunk = plan.jobs[start:start + CHUNK]
+            pixels, greys, labels, files = [], [], [], []
+            for (path, label), result in zip(chunk, pool.map(read, chunk), strict=True):
+                ticker.advance()
+                if isinstance(result, str):
+                    if not skip_bad_images:
+                        raise ValueError(
+                            f"image file {str(path)!r} {result}; or pass skip_bad_images=True (--skip-bad-images) to "
+                            f"leave such files out. Received: a file of {path.stat().st_size} bytes")
+                    writer.skipped.append(f"{path}: {result}")
+                    continue
+                pixels.append(result[0])
+                greys.append(result[1])
+                labels.append(label)
+                files.append(str(path))
+            if pixels:
+                writer.add(torch.from_numpy(np.stack(pixels)).permute(0, 3, 1, 2), greys, labels, files)
+    for directory in plan.dirs:
+        if plan.class_names.index(directory.name) not in writer.labels:
             raise ValueError(
                 f"class folder {str(directory)!r} has no readable image left after skipping bad files. "
-                f"Received: {sum(s.startswith(str(directory) + os.sep) for s in tree.skipped)} files skipped"
+                f"Received: {sum(s.startswith(str(directory) + os.sep) for s in writer.skipped)} files skipped"
             )
-    return tree
 
 
-def _dataset(name: str, root: Path, tree: _Tree, grey: bool) -> ImageDataset:
-    images = torch.from_numpy(np.stack(tree.pixels)).permute(0, 3, 1, 2)  # (N, H, W, 3) -> (N, 3, H, W)
-    images = to_channels(images, 1 if grey else 3, tree.all_grey).contiguous()
-    labels = torch.tensor(tree.labels, dtype=torch.int64)
-    return ImageDataset(images, labels, tree.class_names, name, str(root), files=tuple(tree.files), skipped=tuple(tree.skipped))
+def pack_folder(root: Path, size: tuple[int, int], grayscale: bool | None, skip_bad_images: bool, out: Path,
+                files: list[list[Any]] | None = None) -> Path:
+    """Decode the image folder ``root`` (:func:`load_folder`'s layouts) a chunk at a time into the pack ``out``
+    (:mod:`cnnkit.data.packed`): memory stays one chunk's, whatever the folder's size."""
+    from cnnkit.data import packed
+
+    _check_root(root, root)
+    subdirs = {d.name for d in _class_dirs(root)}
+    split_layout = "train" in subdirs and subdirs <= set(_SPLIT_NAMES) and len(subdirs) > 1
+    roots = {split: root / split for split in _SPLIT_NAMES if split in subdirs} if split_layout else {"train": root}
+    with packed.PackWriter(out, root, size, grayscale, skip_bad_images, files) as writer:
+        class_names: tuple[str, ...] | None = None
+        for split, split_root in roots.items():  # train first: it fixes the class names of the others
+            plan = _plan_tree(split_root, class_names)
+            class_names = plan.class_names
+            _decode_split(plan, split_root, size, skip_bad_images, writer.split(split, f"folder/{split}",
+                                                                                str(split_root), class_names))
+        writer.finish(test_official="test" in roots)
+    return out
 
 
 def load_folder(path: str | Path, image_size: tuple[int, int] | None = None, grayscale: bool | None = None,
@@ -163,11 +190,14 @@ def load_folder(path: str | Path, image_size: tuple[int, int] | None = None, gra
     if cached is not None and packed.is_current(cached, root, files):
         with contextlib.suppress(ValueError, OSError):  # a damaged pack: decoded again below, and replaced
             return packed.load_packed(cached, as_decoded=True)
-    splits = decode_folder(root, size, grayscale, skip_bad_images)
     if cached is not None:
-        with contextlib.suppress(OSError):  # a read-only or full cache: the pack is only a shortcut
-            packed.write_pack(splits, root, cached, size, grayscale, skip_bad_images, files)
-    return splits
+        try:
+            pack_folder(root, size, grayscale, skip_bad_images, cached, files)
+        except OSError:  # a read-only or full cache: the pack is only a shortcut
+            pass
+        else:
+            return packed.load_packed(cached, as_decoded=True)
+    return decode_folder(root, size, grayscale, skip_bad_images)
 
 
 def _check_root(root: Path, path: str | Path) -> None:
@@ -179,23 +209,10 @@ def _check_root(root: Path, path: str | Path) -> None:
 
 def decode_folder(root: Path, size: tuple[int, int], grayscale: bool | None = None,
                   skip_bad_images: bool = False) -> DataSplits:
-    """Decode every image of the class-folder tree ``root`` (:func:`load_folder`, without the cache)."""
-    _check_root(root, root)
-    subdirs = {d.name for d in _class_dirs(root)}
-    split_layout = "train" in subdirs and subdirs <= set(_SPLIT_NAMES) and len(subdirs) > 1
-    roots = {split: root / split for split in _SPLIT_NAMES if split in subdirs} if split_layout else {"train": root}
+    """Decode every image of the class-folder tree ``root`` into memory (:func:`load_folder` without the cache):
+    packed into a temporary folder, then read whole, so that in memory and on disk are one decoding."""
+    from cnnkit.data import packed
 
-    trees: dict[str, _Tree] = {}
-    class_names: tuple[str, ...] | None = None
-    for split, split_root in roots.items():  # train first: it fixes the class names of the others
-        trees[split] = _read_tree(split_root, class_names, size, skip_bad_images)
-        class_names = trees[split].class_names
-    grey = all(tree.all_grey for tree in trees.values()) if grayscale is None else grayscale
-    splits = {split: _dataset(f"folder/{split}", roots[split], tree, grey) for split, tree in trees.items()}
-    return DataSplits(
-        train=splits["train"],
-        test=splits.get("test"),
-        val=splits.get("val"),
-        test_official="test" in splits,
-        skipped=tuple(s for tree in trees.values() for s in tree.skipped),
-    )
+    with tempfile.TemporaryDirectory(prefix="cnnkit-decode-") as scratch:
+        out = pack_folder(Path(root), size, grayscale, skip_bad_images, Path(scratch) / "pack")
+        return packed.load_packed(out, in_memory=True, as_decoded=True)

@@ -80,40 +80,96 @@ def cache_path(root: Path, size: tuple[int, int], grayscale: bool | None, skip_b
     return None if folder is None else folder / "packed" / f"{root.name}.{_key(root, size, grayscale, skip_bad_images)}"
 
 
-def write_pack(splits: DataSplits, source: Path, out: Path, image_size: tuple[int, int], grayscale: bool | None,
-               skip_bad_images: bool, files: list[list[Any]] | None = None) -> Path:
-    """Write ``splits`` (decoded from the folder ``source``) as a pack in ``out``: whole or not at all (written
-    into a temporary folder beside it, then renamed)."""
-    out = Path(out)
-    if out.exists() and not (out / MANIFEST).is_file():
-        raise ValueError(f"--out {out}: exists and is not a pack (no {MANIFEST}); choose a new name")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+class SplitWriter:
+    """One split being packed: decoded RGB chunks appended to a file, with labels, files and grey flags."""
+
+    def __init__(self, path: Path, name: str, source: str) -> None:
+        self.path, self.name, self.source = path, name, source
+        self.file = path.open("wb")
+        self.count, self.all_grey = 0, True
+        self.labels: list[int] = []
+        self.files: list[str] = []
+        self.skipped: list[str] = []
+        self.shape: tuple[int, ...] | None = None
+
+    def add(self, rgb: torch.Tensor, greys: list[bool], labels: list[int], files: list[str]) -> None:
+        """``rgb``: ``(n, 3, H, W)`` uint8, one chunk of decoded images; ``greys``: whether each was stored grey."""
+        self.file.write(rgb.contiguous().numpy().tobytes())
+        self.shape = tuple(rgb.shape[1:])
+        self.count += int(rgb.shape[0])
+        self.all_grey &= all(greys)
+        self.labels += labels
+        self.files += files
+
+
+class PackWriter:
+    """Writes a pack (module doc) split by split and chunk by chunk, into a temporary folder beside ``out`` that
+    becomes ``out`` only when whole (:meth:`finish`); a failure leaves nothing. A context manager."""
+
+    def __init__(self, out: Path, source: Path, image_size: tuple[int, int], grayscale: bool | None,
+                 skip_bad_images: bool, files: list[list[Any]] | None = None) -> None:
+        if out.exists() and not (out / MANIFEST).is_file():
+            raise ValueError(f"--out {out}: exists and is not a pack (no {MANIFEST}); choose a new name")
+        self.out, self.source, self.image_size = out, source, image_size
+        self.grayscale, self.skip_bad_images = grayscale, skip_bad_images
+        self.listing = listing(source) if files is None else files  # before decoding: a file changed meanwhile
+        out.parent.mkdir(parents=True, exist_ok=True)                 # makes the pack stale, never wrongly current
+        self.work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        self.splits: dict[str, SplitWriter] = {}
+        self.class_names: tuple[str, ...] = ()
+
+    def __enter__(self) -> PackWriter:
+        return self
+
+    def __exit__(self, kind: object, error: object, trace: object) -> None:
+        for writer in self.splits.values():
+            writer.file.close()
+        shutil.rmtree(self.work, ignore_errors=True)  # after finish() it holds nothing any more
+
+    def split(self, split: str, name: str, source: str, class_names: tuple[str, ...]) -> SplitWriter:
+        self.class_names = class_names
+        self.splits[split] = SplitWriter(self.work / f"{split}.rgb", name, source)
+        return self.splits[split]
+
+    def finish(self, test_official: bool) -> None:
+        """Decide the channels (grey when asked, or when every image of every split was stored grey), write each
+        split's images in them with its labels and the manifest, and put the pack in place."""
+        for writer in self.splits.values():
+            writer.file.close()
+        grey = all(w.all_grey for w in self.splits.values()) if self.grayscale is None else self.grayscale
         manifest: dict[str, Any] = {
-            "format": FORMAT, "version": VERSION, "source": str(source.resolve()),
-            "files": listing(source) if files is None else files,
-            "image_size": list(image_size), "grayscale": grayscale, "skip_bad_images": skip_bad_images,
-            "class_names": list(splits.train.class_names), "input_shape": list(splits.train.input_shape),
-            "test_official": splits.test_official, "skipped": list(splits.skipped), "splits": {}}
-        for split in _SPLITS:
-            data: ImageDataset | None = getattr(splits, split)
-            if data is None:
-                continue
-            with (work / f"{split}.images").open("wb") as file:
-                for start in range(0, len(data), 4096):  # in pieces: a memory-mapped split is never copied whole
-                    file.write(data.images[start:start + 4096].contiguous().numpy().tobytes())
-            np.save(work / f"{split}.labels.npy", data.labels.numpy(), allow_pickle=False)
-            manifest["splits"][split] = {"count": len(data), "files": list(data.files or ()), "name": data.name,
-                                         "source": data.source, "skipped": list(data.skipped)}
-        (work / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
-        if out.exists():
-            shutil.rmtree(out)
-        work.rename(out)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    return out
+            "format": FORMAT, "version": VERSION, "source": str(self.source.resolve()), "files": self.listing,
+            "image_size": list(self.image_size), "grayscale": self.grayscale, "skip_bad_images": self.skip_bad_images,
+            "class_names": list(self.class_names), "input_shape": [1 if grey else 3, *self.image_size],
+            "test_official": test_official, "skipped": [s for w in self.splits.values() for s in w.skipped],
+            "splits": {}}
+        for split, writer in self.splits.items():
+            target = self.work / f"{split}.images"
+            if grey:
+                _to_grey(writer.path, target, writer.count, self.image_size)
+                writer.path.unlink()
+            else:
+                writer.path.rename(target)
+            np.save(self.work / f"{split}.labels.npy", np.array(writer.labels, dtype=np.int64), allow_pickle=False)
+            manifest["splits"][split] = {"count": writer.count, "files": writer.files, "name": writer.name,
+                                         "source": writer.source, "skipped": writer.skipped}
+        (self.work / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+        if self.out.exists():
+            shutil.rmtree(self.out)
+        self.work.rename(self.out)
+
+
+def _to_grey(rgb: Path, grey: Path, count: int, size: tuple[int, int]) -> None:
+    """An RGB images file -> one channel, a chunk at a time (ITU-R 601 luma, which is a grey-stored image's own
+    level: the decoded folder's rule, :func:`cnnkit.images.to_channels`)."""
+    from cnnkit.data.convert import to_grayscale
+
+    per_image = 3 * size[0] * size[1]
+    with rgb.open("rb") as source, grey.open("wb") as target:
+        for start in range(0, count, 4096):
+            n = min(4096, count - start)
+            chunk = np.frombuffer(source.read(n * per_image), dtype=np.uint8).reshape(n, 3, *size)
+            target.write(to_grayscale(torch.from_numpy(chunk.copy())).numpy().tobytes())
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
@@ -192,12 +248,12 @@ def _memory() -> int:
 def pack(name: str, out: str | Path, image_size: int | None = None, grayscale: bool | None = None,
          skip_bad_images: bool = False) -> Path:
     """``cnnkit data pack``: decode the image folder ``folder:PATH`` once into the pack ``out`` (module doc)."""
-    from cnnkit.data.folder import DEFAULT_SIZE, decode_folder
+    from cnnkit.data.folder import DEFAULT_SIZE, pack_folder
 
     if not name.startswith("folder:") or not name[len("folder:"):]:
         raise ValueError(f"cnnkit data pack takes a class-folder tree, folder:PATH. Received: {name!r}")
     root = Path(name[len("folder:"):])
+    if not root.is_dir():
+        raise ValueError(f"folder:{root}: not a folder of class sub-folders")
     size = (image_size, image_size) if image_size else DEFAULT_SIZE
-    before = listing(root) if root.is_dir() else None
-    splits = decode_folder(root, size, grayscale, skip_bad_images)
-    return write_pack(splits, root, Path(out), size, grayscale, skip_bad_images, before)
+    return pack_folder(root, size, grayscale, skip_bad_images, Path(out))

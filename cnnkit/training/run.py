@@ -213,6 +213,7 @@ def prepare(config: TrainConfig, runtime: Runtime, given: Given = NOTHING_GIVEN)
         task.targets(train_set)  # a dataset without what the task learns fails here, before the run exists
         mean, std = channel_stats(train_set.images) if task.normalises else (None, None)
     shape = train_set.input_shape
+    started = None  # where weights not the run's own came from (backbone=RUN_DIR)
     with phase("network"):
         if given.module is not None:  # trained from its own initial weights, as the caller made it
             source = network.module_source(given.module)

@@ -69,8 +69,8 @@ def test_folder_data_is_packed_once_and_decoded_again_when_a_file_changes(
     calls: list[Path] = []
     import cnnkit.data.folder as folder
 
-    real = folder.decode_folder
-    monkeypatch.setattr(folder, "decode_folder", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    real = folder.pack_folder  # every decoding of a folder goes through it
+    monkeypatch.setattr(folder, "pack_folder", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
     second = load(f"folder:{root}", image_size=16)
     assert not calls and torch.equal(first.train.images, second.train.images)  # read from the pack, no decoding
     assert second.train.name == first.train.name and second.train.source == first.train.source
