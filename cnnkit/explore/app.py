@@ -30,12 +30,15 @@ code (and the same decompression-bomb limit) as every dataset.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from importlib import resources
 from typing import Any
+from urllib.parse import unquote
 
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -72,6 +75,24 @@ def _int(request: Request, key: str, default: int | None = None) -> int | None:
         raise BadRequest(f"query parameter {key!r} must be a whole number. Received: {value[:40]!r}") from None
 
 
+class _Hosts:
+    """Answers only requests whose Host header names one of ``hosts`` (``*``: any), others a JSON 400: a page of
+    another site that points its own DNS name at 127.0.0.1 (DNS rebinding) cannot read the API."""
+
+    def __init__(self, app: Any, hosts: tuple[str, ...]) -> None:
+        self.app, self.hosts = app, hosts
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and "*" not in self.hosts:
+            host = Headers(scope=scope).get("host", "").rsplit(":", 1)[0].strip("[]")
+            if host not in self.hosts:
+                response = JSONResponse({"error": f"requests must be addressed to {' or '.join(self.hosts[:2])}, "
+                                                  f"not {host[:60]!r}"}, status_code=400)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def page() -> str:
     """The page: HTML with its script and style inlined (one response, works the same saved as a file)."""
     folder = resources.files("cnnkit.explore") / "page"
@@ -81,8 +102,9 @@ def page() -> str:
             .replace("/*DATA*/", "null"))
 
 
-def create_app(explorer: Explorer) -> Starlette:
-    """The Starlette application serving ``explorer``."""
+def create_app(explorer: Explorer, hosts: Sequence[str] = ("127.0.0.1", "localhost", "::1", "testserver")) -> Starlette:
+    """The Starlette application serving ``explorer``, answering requests addressed to ``hosts`` only (a page of
+    another site that points a DNS name at 127.0.0.1 cannot read the API)."""
     import anyio.to_thread
 
     def view(compute: Callable[[Request], Any]) -> Handler:
@@ -112,7 +134,10 @@ def create_app(explorer: Explorer) -> Starlette:
             if len(body) > MAX_UPLOAD_BYTES:
                 return JSONResponse({"error": f"the upload is more than the {MAX_UPLOAD_BYTES:,} bytes allowed"},
                                     status_code=413)
-        name = request.headers.get("x-filename", "upload")[:200]
+        if "x-filename" not in request.headers:  # a header a cross-site form cannot send without asking first
+            return JSONResponse({"error": "an upload needs an X-Filename header (the file's name, URL-encoded)"},
+                                status_code=400)
+        name = unquote(request.headers["x-filename"])[:200]
 
         def add(_: Request) -> Any:
             with explorer.lock:
@@ -155,7 +180,8 @@ def create_app(explorer: Explorer) -> Starlette:
         return JSONResponse({"error": f"internal error ({type(error).__name__}); this is a bug in cnnkit"},
                             status_code=500)
 
-    return Starlette(routes=routes, exception_handlers={HTTPException: not_found, Exception: failed})
+    return Starlette(routes=routes, exception_handlers={HTTPException: not_found, Exception: failed},
+                     middleware=[Middleware(_Hosts, hosts=tuple(hosts))])
 
 
 def serve(explorer: Explorer, host: str = "127.0.0.1", port: int = 8765, quiet: bool = False) -> None:
@@ -167,5 +193,6 @@ def serve(explorer: Explorer, host: str = "127.0.0.1", port: int = 8765, quiet: 
               f"explorer and upload images to it")
     print(f"cnnkit explore: {explorer.subject.name} at http://{'localhost' if host == '127.0.0.1' else host}:{port}/ "
           f"(Ctrl-C stops it)", flush=True)
-    uvicorn.run(create_app(explorer), host=host, port=port, log_level="warning" if quiet else "info",
+    hosts = ["127.0.0.1", "localhost", "::1"] if host in ("127.0.0.1", "localhost", "::1") else ["*"]
+    uvicorn.run(create_app(explorer, hosts), host=host, port=port, log_level="warning" if quiet else "info",
                 access_log=False)

@@ -32,6 +32,7 @@ from cnnkit.visualize.resolve import Subject
 
 MAX_UPLOAD_BYTES = 16 << 20  # an uploaded image larger than this is refused before it is decoded
 MAX_UPLOAD_PIXELS = 40_000_000  # and one with more pixels (a photo of 40 megapixels still fits)
+MAX_UPLOADS = 64  # uploads kept; older ones are forgotten
 MAX_COLUMNS = 48  # the automatic depth shows at most this many layers side by side
 SAMPLES = 24  # held-out images offered from a run's own data
 _CACHED_PASSES = 3  # images whose hooked forward pass is kept (a large network's activations are big)
@@ -82,8 +83,8 @@ class Call:
     x: torch.Tensor | None  # its input (leaf modules only), without the batch
     out: torch.Tensor  # its output, without the batch
     leaf: bool
-    ptr_in: int  # the input's and output's storage, to see which layer reads which output
-    ptr_out: int
+    ptr_in: int  # the identity of the input and output tensors (unique within one pass), to see which layer
+    ptr_out: int  # reads which output
 
 
 def _level(name: str) -> int:
@@ -162,13 +163,19 @@ class Explorer:
                 image.close()
                 x = input_from_file(path, self.subject.prep)[None]
             except BadImage as error:
-                raise ValueError(f"the uploaded image {error}") from None
+                raise ValueError(f"the uploaded image {str(error).replace(str(path), 'upload')}") from None
             except OSError as error:
-                raise ValueError(str(error).replace(repr(str(path)), "the upload")) from None
+                raise ValueError(str(error).replace(repr(str(path)), "the upload").replace(str(path), "upload")) \
+                    from None
         self._uploads += 1
         key = f"upload-{self._uploads}"
         title = "".join(ch for ch in name if ch.isprintable())[:80] or key
         self.pictures[key] = Picture(key, title, x)
+        uploads = [k for k in self.pictures if k.startswith("upload-")]
+        for old in uploads[:-MAX_UPLOADS]:  # the oldest uploads make room: memory does not grow with use
+            del self.pictures[old]
+            self._passes.pop(old, None)
+            self._outputs.pop(old, None)
         return self.pictures[key]
 
     # ---- looking up -------------------------------------------------------------------------------------------
@@ -185,28 +192,41 @@ class Explorer:
             return self._passes[image]
         picture = self.picture(image)
         calls: list[Call] = []
+        inputs_seen: dict[str, list[tuple[torch.Tensor | None, int]]] = {}  # per module, its calls' inputs in order
+        alive: list[Any] = []  # every raw input and output, held until the pass ends: no id is reused meanwhile
 
-        def hook(name: str) -> Any:
-            leaf = name in self.leaves
+        def before(name: str) -> Any:
+            def record(module: nn.Module, inputs: Any) -> None:
+                from cnnkit.hooks import first_tensor
 
+                x = first_tensor(inputs)
+                alive.append(x)
+                # taken before the module runs: an in-place module (ReLU(inplace=True)) overwrites its input
+                kept = x[0].detach().clone() if name in self.leaves and x is not None else None
+                inputs_seen.setdefault(name, []).append((kept, -1 if x is None else id(x)))
+            return record
+
+        def after(name: str) -> Any:
             def record(module: nn.Module, inputs: Any, output: Any) -> None:
                 from cnnkit.hooks import first_tensor
 
-                x, out = first_tensor(inputs), first_tensor(output)
+                out = first_tensor(output)
+                kept, x_id = inputs_seen[name].pop()
                 if out is None:
                     return
-                kept = x[0].detach().clone() if leaf and x is not None else None
-                calls.append(Call(name, module, kept, out[0].detach().clone(), leaf,
-                                  -1 if x is None else x.data_ptr(), out.data_ptr()))
+                alive.append(out)
+                calls.append(Call(name, module, kept, out[0].detach().clone(), name in self.leaves, x_id, id(out)))
             return record
 
-        handles = [m.register_forward_hook(hook(n)) for n, m in self.modules.items()]
+        handles = [h for n, m in self.modules.items()
+                   for h in (m.register_forward_pre_hook(before(n)), m.register_forward_hook(after(n)))]
         try:
             with torch.no_grad():
                 output = self.subject.model.eval()(picture.x)
         finally:
             for handle in handles:
                 handle.remove()
+            alive.clear()
         from cnnkit.hooks import first_tensor
 
         tensor = first_tensor(output)
@@ -259,9 +279,11 @@ class Explorer:
 
     def images(self) -> list[dict[str, Any]]:
         names = self.subject.class_names
+        with self.lock:  # an upload may be adding a picture
+            pictures = list(self.pictures.values())
         return [{"id": p.id, "title": p.title, "label": p.label,
                  "label_name": None if p.label is None or p.label >= len(names) else names[p.label]}
-                for p in self.pictures.values()]
+                for p in pictures]
 
     def image(self, image: str) -> dict[str, Any]:
         """The prepared input as the network sees it (normalisation undone for display), and its channels."""
@@ -399,7 +421,7 @@ class Explorer:
 
                 tensor = first_tensor(output)
                 if tensor is not None:
-                    taken.append(tensor)
+                    taken.append(tensor.clone())  # an in-place layer after it must not change what is kept
 
         handle = target.module.register_forward_hook(keep)
         try:

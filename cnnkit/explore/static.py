@@ -92,7 +92,10 @@ def write_static(explorer: Explorer, images: Sequence[str | Path], out: str | Pa
         x = input_from_file(file, explorer.subject.prep)[None]  # an unreadable file: OSError naming it
         pictures.append(Picture(f"image-{number}", Path(file).name, x))
     explorer.pictures = {p.id: p for p in pictures}
-    data = json.dumps(page_data(explorer), separators=(",", ":")).replace("</", "<\\/")
+    explorer._passes.clear()  # passes of earlier images under the same ids must not be reused
+    explorer._outputs.clear()
+    # no "<" inside the script element: a file or class name cannot end it or open a comment
+    data = json.dumps(page_data(explorer), separators=(",", ":")).replace("<", "\\u003c")
     html = page().replace("const CNNKIT_STATIC = null;", f"const CNNKIT_STATIC = {data};")
     path = Path(out)
     atomic_write(path, html.encode("utf-8"))

@@ -186,15 +186,18 @@ def work(module: nn.Module, layer: str, x: torch.Tensor | None, out: torch.Tenso
         result = _conv(module, x, unit)
     elif isinstance(module, nn.MaxPool2d | nn.AvgPool2d | MinPool2d) and x is not None and x.dim() == 3:
         result = _pool(module, x, unit)
-    elif isinstance(module, nn.Linear) and x is not None:
+    elif isinstance(module, nn.Linear) and x is not None and x.dim() == 1:
         result = _dense(module, x, unit)
     elif isinstance(module, POINTWISE) and x is not None and x.shape == out.shape:
         result = _pointwise(module, float(x[unit]), float(out[unit]))
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             result.update(_norm_terms(module, unit[0]))
-    else:
+    elif next(module.children(), None) is not None:
         result = {"kind": "other", "note": f"{type(module).__name__} is shown as one step; choose a finer depth to "
                                            f"see the layers inside it"}
+    else:
+        result = {"kind": "other", "note": f"cnnkit works out convolutions, pooling, dense and pointwise layers; "
+                                           f"this {type(module).__name__}'s value is shown as PyTorch computed it"}
     result.update(layer=layer, type=type(module).__name__, unit=list(unit), pytorch=float(out[unit]))
     return result
 
@@ -212,11 +215,13 @@ def page_spec(module: nn.Module, x: torch.Tensor | None, out: torch.Tensor) -> d
                 "kernel": list(module.kernel_size), "stride": list(module.stride), "dilation": list(module.dilation),
                 "groups": module.groups, "padding": list(conv_padding(module, (x.shape[1], x.shape[2])))}
     if isinstance(module, nn.MaxPool2d | nn.AvgPool2d | MinPool2d) and x.dim() == 3:
+        if getattr(module, "divisor_override", None):
+            return None
         kind, kernel, stride, padding, dilation = pool_geometry(module)
         return {"kind": "pool", "type": name, "pool": kind, "kernel": list(kernel), "stride": list(stride),
                 "padding": list(padding), "dilation": list(dilation),
                 "count_include_pad": bool(getattr(module, "count_include_pad", True))}
-    if isinstance(module, nn.Linear):
+    if isinstance(module, nn.Linear) and x.dim() == 1:
         return {"kind": "dense", "type": name, "weight": module.weight.detach().float(),
                 "bias": None if module.bias is None else module.bias.detach().float()}
     if isinstance(module, POINTWISE) and x.shape == out.shape:

@@ -198,18 +198,32 @@ def test_bad_requests_get_a_one_line_json_error(client: Any, method: str, path: 
         params = {k: (image if v == "IMAGE" else v) for k, v in params.items()}
         response = getattr(client, method)(path, params=params)
     else:
-        response = client.post(path, content=params)
+        response = client.post(path, content=params, headers={"X-Filename": "x.png"})
     assert response.status_code == status
     error = response.json()["error"]
     assert words in error and "\n" not in error and "Traceback" not in response.text
 
 
 def test_uploads_are_limited_in_bytes_and_pixels(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    too_big = client.post("/api/images", content=b"0" * (MAX_UPLOAD_BYTES + 1))
+    too_big = client.post("/api/images", content=b"0" * (MAX_UPLOAD_BYTES + 1), headers={"X-Filename": "big.png"})
     assert too_big.status_code == 413 and "more than" in too_big.json()["error"]
     monkeypatch.setattr("cnnkit.explore.session.MAX_UPLOAD_PIXELS", 100)
-    wide = client.post("/api/images", content=_png(np.zeros((20, 20), dtype=np.uint8)))
-    assert wide.status_code == 400 and "400 pixels" not in wide.json()["error"] and "allowed" in wide.json()["error"]
+    wide = client.post("/api/images", content=_png(np.zeros((20, 20), dtype=np.uint8)), headers={"X-Filename": "w.png"})
+    assert wide.status_code == 400 and "allowed" in wide.json()["error"] and "/tmp" not in wide.json()["error"]
+
+
+def test_uploads_need_the_header_keep_their_names_and_make_room(client: Any, explorer: Explorer) -> None:
+    digit = _png(np.full((8, 8), 200, dtype=np.uint8))
+    bare = client.post("/api/images", content=digit)  # what a cross-site form could send: refused
+    assert bare.status_code == 400 and "X-Filename" in bare.json()["error"]
+    named = client.post("/api/images", content=digit, headers={"X-Filename": "%E7%8C%AB.png"}).json()
+    assert named["title"] == "\u732b.png"
+    for _ in range(70):
+        client.post("/api/images", content=digit, headers={"X-Filename": "d.png"})
+    uploads = [i for i in client.get("/api/images").json() if i["id"].startswith("upload-")]
+    assert len(uploads) == 64 and named["id"] not in {i["id"] for i in uploads}  # the oldest made room
+    other = client.get("/api/model", headers={"Host": "evil.example:8765"})
+    assert other.status_code == 400 and "127.0.0.1" in other.json()["error"]
 
 
 def test_the_static_page_carries_the_answers_and_needs_no_network(digits_run: TrainedRun, tmp_path: Path,
@@ -222,7 +236,7 @@ def test_the_static_page_carries_the_answers_and_needs_no_network(digits_run: Tr
     assert main(["explore", str(digits_run.folder), "--static", str(out), "--image", str(digit)]) == 0
     html = out.read_text()
     assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html
-    data = json.loads(html.split("const CNNKIT_STATIC = ", 1)[1].split(";</script>", 1)[0].replace("<\\/", "</"))
+    data = json.loads(html.split("const CNNKIT_STATIC = ", 1)[1].split(";</script>", 1)[0])
     assert data["images"][0]["title"] == "digit.png"
     # a small network: every layer clickable (a flatten has no formula: its value is shown)
     assert set(data["units"]) == {"conv1", "batchnorm1", "relu1", "conv2", "relu2", "maxpool1", "dense1"}
@@ -232,3 +246,43 @@ def test_the_static_page_carries_the_answers_and_needs_no_network(digits_run: Tr
     bad.write_bytes(b"nope")
     assert main(["explore", str(digits_run.folder), "--static", str(tmp_path / "no.html"), "--image", str(bad)]) == 2
     assert "bad.png" in capsys.readouterr().err and not (tmp_path / "no.html").exists()
+
+
+def test_in_place_layers_and_functional_steps_do_not_change_the_worked_numbers() -> None:
+    """ReLU(inplace=True) overwrites its input, and a functional step between two layers breaks the chain of
+    pointwise layers: the conv, batch norm and ReLU units are still PyTorch's, and the chain stops where it should."""
+    from cnnkit.visualize.resolve import Subject, _untrained
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.bn, self.relu = nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(inplace=True)
+            self.conv2, self.bn2, self.drop = nn.Conv2d(4, 4, 3), nn.BatchNorm2d(4), nn.Dropout()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = self.relu(self.bn(self.conv(x)))
+            return self.drop(torch.relu(self.bn2(self.conv2(x))) * 2)
+
+    torch.manual_seed(0)
+    net = Net().eval()
+    for bn in (net.bn, net.bn2):
+        bn.running_mean.uniform_(-0.5, 0.5)
+    explorer = Explorer(Subject(net, "net", "table", _untrained((1, 9, 9)), ()), [])
+    from cnnkit.explore.session import Picture
+
+    x = torch.randn(1, 1, 9, 9)
+    explorer.pictures["a"] = Picture("a", "a", x)
+    with torch.no_grad():
+        conv = net.conv(x)
+        bn = net.bn(conv)
+    for at in ((0, 1, 1), (1, 3, 4), (3, 6, 0)):
+        worked = explorer.unit("a", "conv", at)
+        assert worked["total"] == pytest.approx(float(conv[(0, *at)]), abs=1e-5)
+        steps = worked["then"]
+        assert [s["type"] for s in steps] == ["BatchNorm2d", "ReLU"]
+        assert steps[0]["input"] == pytest.approx(float(conv[(0, *at)]), abs=1e-6)
+        assert steps[1]["input"] == pytest.approx(float(bn[(0, *at)]), abs=1e-6)  # before the in-place ReLU
+        assert worked["final"] == pytest.approx(max(0.0, float(bn[(0, *at)])), abs=1e-6)
+        assert worked["receptive_field"] is not None
+    second = explorer.unit("a", "conv2", (0, 2, 2))
+    assert [s["type"] for s in second["then"]] == ["BatchNorm2d"]  # torch.relu and *2 come between it and dropout

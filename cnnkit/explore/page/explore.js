@@ -150,11 +150,13 @@ async function loadGallery() {
 
 async function upload(blob, name) {
   status("uploading " + name + " …");
-  const response = await fetch("/api/images", { method: "POST", body: blob, headers: { "X-Filename": name } });
-  const body = await response.json();
-  if (!response.ok) { status(body.error, true); return; }
-  await loadGallery();
-  await choose(body.id);
+  try {
+    const response = await fetch("/api/images", { method: "POST", body: blob, headers: { "X-Filename": encodeURIComponent(name) } });
+    const body = await response.json();
+    if (!response.ok) { status(body.error, true); return; }
+    await loadGallery();
+    await choose(body.id);
+  } catch (error) { status(error.message, true); }
 }
 
 async function choose(id) {
