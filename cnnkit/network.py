@@ -70,7 +70,9 @@ def describe(model: str, input_shape: Shape, num_classes: int, task: Task,
     kwargs.update(parse_options(model, info.options, options))
     source: dict[str, Any] = {"kind": "zoo", "name": model, "kwargs": kwargs}
     backbone = kwargs.get("backbone")
-    if isinstance(backbone, str) and Path(backbone).is_dir():
+    # a run directory; a folder that happens to bear a zoo model's name (./fastnet/) does not hide the model
+    if isinstance(backbone, str) and Path(backbone).is_dir() and (backbone not in models.names() or
+                                                                   (Path(backbone) / "model.json").is_file()):
         source["backbone"] = run_backbone(backbone, input_shape, bool(kwargs.get("pretrained_backbone")))
         kwargs["backbone"] = ""  # build() puts the run's network there
     return source
@@ -105,7 +107,7 @@ def run_backbone(folder: str, input_shape: Shape, pretrained: bool) -> dict[str,
 def load_backbone(model: nn.Module, source: dict[str, Any]) -> str | None:
     """Start a detector built from ``source`` with its backbone run's trained weights (once, when training starts:
     afterwards they are the detector's own). Returns what was loaded, for the log; None without a run backbone."""
-    from cnnkit.runs import WEIGHTS, Run, load_weights
+    from cnnkit.runs import Run
 
     backbone = source.get("backbone")
     if backbone is None:
@@ -118,7 +120,13 @@ def load_backbone(model: nn.Module, source: dict[str, Any]) -> str | None:
     if run.card.source != backbone["source"]:
         raise ValueError(f"--model-options backbone={backbone['run']}: the run's network changed since this run "
                          f"was described ({run.card.name}); start again")
-    load_weights(run.file(WEIGHTS), network)
+    trained = run.network().state_dict()  # the run's own network, its weights checked as any run's are
+    own = network.state_dict()  # what the detector kept of it: up to the feature map its heads read
+    missing = [key for key in own if key not in trained or trained[key].shape != own[key].shape]
+    if missing:
+        raise ValueError(f"--model-options backbone={backbone['run']}: the run's weights do not fit the backbone "
+                         f"({', '.join(missing[:3])}); start again")
+    network.load_state_dict({key: trained[key] for key in own})
     count = sum(p.numel() for p in network.parameters())
     return f"backbone: {run.card.name} from {run.folder} ({count:,} trained weights)"
 

@@ -133,12 +133,12 @@ def feature_layer(backbone: nn.Module, in_channels: int, deepest: int = 16) -> t
     size, outputs = 128, []
     hooks = [m.register_forward_hook(lambda m, i, o, name=name: outputs.append((name, o)))
              for name, m in backbone.named_modules() if name]
-    training = backbone.training
+    training, failure = backbone.training, ""
     try:
         with torch.no_grad():
             backbone.eval()(torch.zeros(1, in_channels, size, size))
-    except RuntimeError:
-        pass  # a classifier head made for another image size (flatten, then dense): the maps before it are taken
+    except (RuntimeError, ValueError) as error:  # a head made for another image size: the maps before it count
+        failure = f" (it stopped with: {(str(error).splitlines() or [type(error).__name__])[0]})"
     finally:
         backbone.train(training)
         for hook in hooks:
@@ -149,7 +149,8 @@ def feature_layer(backbone: nn.Module, in_channels: int, deepest: int = 16) -> t
             and size % o.shape[-1] == 0 and 4 <= size // o.shape[-1] <= deepest]
     if not maps:
         raise ValueError(f"centernet: the backbone {type(backbone).__name__} has no feature map at 1/4 to "
-                         f"1/{deepest} of its input; choose a convolutional classification network")
+                         f"1/{deepest} of a {size}x{size} input{failure}; choose a convolutional classification "
+                         f"network")
     stride = max(m[2] for m in maps)
     at_stride = [m for m in maps if m[2] == stride]
     # a block's output (a module made of others: a ResNet stage, an EfficientNet block) rather than a layer inside
@@ -157,16 +158,56 @@ def feature_layer(backbone: nn.Module, in_channels: int, deepest: int = 16) -> t
     return name, int(channels), int(stride)
 
 
+def prune_after(backbone: nn.Module, layer: str, in_channels: int) -> list[str]:
+    """Replace by ``nn.Identity`` every module of ``backbone`` whose first call starts after ``layer``'s first call
+    ends (the classifier: pooling, flatten, dense layers, the later blocks), found by one pass of a 128x128 zero
+    image; returns their names. What the detector reads ends at ``layer``, so nothing after it is computed or
+    trained, whatever image size the classifier's head was made for."""
+    events: list[tuple[str, str]] = []
+    handles = []
+    for name, module in backbone.named_modules():
+        if name:
+            handles.append(module.register_forward_pre_hook(lambda m, i, name=name: events.append(("start", name))))
+            handles.append(module.register_forward_hook(lambda m, i, o, name=name: events.append(("end", name))))
+    training = backbone.training
+    try:
+        with torch.no_grad():
+            backbone.eval()(torch.zeros(1, in_channels, 128, 128))
+    except (RuntimeError, ValueError):
+        pass  # a head made for another size fails after the layer: what ran before it is all that counts
+    finally:
+        backbone.train(training)
+        for handle in handles:
+            handle.remove()
+    end = events.index(("end", layer))
+    first_start = {}
+    for position, (kind, name) in enumerate(events):
+        if kind == "start":
+            first_start.setdefault(name, position)
+    after = [name for name, _ in backbone.named_modules() if name and first_start.get(name, len(events)) > end
+             and not layer.startswith(name + ".")]
+    pruned = []
+    for name in after:
+        if any(name.startswith(done + ".") for done in pruned):
+            continue  # inside a module already replaced
+        parent, _, child = name.rpartition(".")
+        setattr(backbone.get_submodule(parent) if parent else backbone, child, nn.Identity())
+        pruned.append(name)
+    return pruned
+
+
 class BackboneCenterNet(nn.Module):
     """A classification network's feature map (``layer``, ``stride``) -> transposed convolutions to stride 4 ->
-    CenterNet's heads. The backbone runs up to ``layer``, where a forward hook takes the map and stops it (so any
-    ``nn.Module`` serves, and its classifier, perhaps made for another image size, never runs)."""
+    CenterNet's heads. The backbone keeps what runs up to ``layer``; the modules after it become ``nn.Identity``
+    (:func:`prune_after`: its classifier, perhaps made for another image size, is not computed, has no weights
+    left to train, and leaves no unused parameters for DistributedDataParallel); a forward hook takes the map."""
 
     def __init__(self, backbone: nn.Module, layer: str, channels: int, stride: int, num_classes: int,
                  width: int, masks: bool = False) -> None:
         super().__init__()
-        self.backbone, self.layer, self.stride = backbone, layer, stride
         self.in_channels = next(p for p in backbone.parameters() if p.dim() == 4).shape[1]
+        self.pruned = prune_after(backbone, layer, self.in_channels)
+        self.backbone, self.layer, self.stride = backbone, layer, stride
         steps, cin = [], channels
         for _ in range(int(math.log2(stride // STRIDE))):
             steps += [nn.ConvTranspose2d(cin, 4 * width, 4, 2, 1, bias=False), nn.BatchNorm2d(4 * width),
@@ -181,27 +222,16 @@ class BackboneCenterNet(nn.Module):
             raise ValueError(f"centernet on this backbone needs a height and width that are multiples of "
                              f"{self.stride} (its features are at 1/{self.stride} of the input); use --image-size. "
                              f"Received: input shape={tuple(x.shape)}")
-        hook = self.backbone.get_submodule(self.layer).register_forward_hook(_stop_at_map)
+        taken: list[torch.Tensor] = []
+        hook = self.backbone.get_submodule(self.layer).register_forward_hook(lambda m, i, o: taken.append(o))
         try:
-            self.backbone(x)
-            raise AssertionError(f"centernet: the backbone's layer {self.layer!r} was not called")
-        except _FeatureMap as stop:  # the layers after it (the classifier) never run
-            features = stop.features
+            self.backbone(x)  # past the layer only identities (and the forward's own reshapes) remain
+        except (RuntimeError, ValueError):
+            if not taken:  # a reshape of the forward's own, made for another size, may fail after the map: fine
+                raise
         finally:
             hook.remove()
-        return self.heads(self.up(features))  # (N, 4w, H/4, W/4) -> (N, K + 4 [+ mask outputs], H/4, W/4)
-
-
-class _FeatureMap(Exception):
-    """Carries the backbone's feature map out of its forward pass, which stops there."""
-
-    def __init__(self, features: torch.Tensor) -> None:
-        super().__init__()
-        self.features = features
-
-
-def _stop_at_map(module: nn.Module, inputs: object, output: torch.Tensor) -> None:
-    raise _FeatureMap(output)
+        return self.heads(self.up(taken[0]))  # (N, 4w, H/4, W/4) -> (N, K + 4 [+ mask outputs], H/4, W/4)
 
 
 def _backbone(name: str, in_channels: int, pretrained: bool) -> nn.Module:

@@ -79,24 +79,34 @@ def test_a_pretrained_efficientnet_backbone_keeps_imagenet_statistics_and_learns
     assert json.loads(capsys.readouterr().out)["map"] == found["true"]["map"]
 
 
-def test_a_backbone_stops_at_its_feature_map_so_a_dense_head_for_another_size_never_runs() -> None:
+def test_a_backbone_ends_at_its_feature_map_so_a_dense_head_for_another_size_is_gone() -> None:
     """A LeNet-style network made for 3x28x28 (flatten, then dense layers) under a detector of 64x64 images: the
-    forward pass stops at the feature map the heads read, which equals the backbone's own map there."""
+    modules after the feature map the heads read become identities (nothing computed, no weights left idle for
+    DistributedDataParallel), and the output is the heads on the backbone's own map there."""
     from torch import nn
 
     body = nn.Sequential(nn.Conv2d(3, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5, padding=2),
                          nn.ReLU(), nn.MaxPool2d(2))
-    classifier = nn.Sequential(nn.Flatten(), nn.Linear(16 * 7 * 7, 10))
-    lenet = nn.Sequential(*body, *classifier)
+    lenet = nn.Sequential(*body, nn.Flatten(), nn.Linear(16 * 7 * 7, 10))
     assert feature_layer(lenet, 3) == ("5", 16, 4)  # the second pool, at 1/4 (the dense head fails at 128x128)
     detector = models.create("centernet", num_classes=2, backbone=lenet)
-    calls: list[int] = []
-    lenet[-1].register_forward_hook(lambda m, i, o: calls.append(1))
+    assert detector.pruned == ["6", "7"] and not any(isinstance(m, nn.Linear) for m in detector.modules())
     x = torch.randn(2, 3, 64, 64)
     out = detector.eval()(x)
-    assert out.shape == (2, 6, 16, 16) and not calls
+    assert out.shape == (2, 6, 16, 16)
     with torch.no_grad():
-        expected = detector.heads(detector.up(lenet[:6](x)))
+        expected = detector.heads(detector.up(body(x)))
     assert torch.allclose(out, expected)
+    detector.train()(x).square().mean().backward()
+    assert all(p.grad is not None for p in detector.parameters())  # every weight trains: DDP finds none unused
+    exported = torch.export.export(detector.eval(), (x,))  # no exception for control flow: torch.export takes it
+    assert torch.allclose(exported.module()(x), detector(x), atol=1e-5)  # (batch norm moved in the train pass)
     with pytest.raises(ValueError, match="brings its own weights"):
         models.create("centernet", backbone=lenet, pretrained_backbone=True)
+
+
+def test_zoo_backbones_keep_only_what_feeds_the_heads() -> None:
+    detector = models.create("centernet", num_classes=3, backbone="resnet18")
+    assert detector.pruned == ["layer4", "avgpool", "fc"]
+    detector(torch.randn(2, 3, 64, 64)).sum().backward()
+    assert all(p.grad is not None for p in detector.parameters())
