@@ -180,13 +180,13 @@ def prune_after(backbone: nn.Module, layer: str, in_channels: int) -> list[str]:
         for handle in handles:
             handle.remove()
     end = events.index(("end", layer))
-    first_start = {}
+    first_start: dict[str, int] = {}
     for position, (kind, name) in enumerate(events):
         if kind == "start":
             first_start.setdefault(name, position)
     after = [name for name, _ in backbone.named_modules() if name and first_start.get(name, len(events)) > end
              and not layer.startswith(name + ".")]
-    pruned = []
+    pruned: list[str] = []
     for name in after:
         if any(name.startswith(done + ".") for done in pruned):
             continue  # inside a module already replaced
