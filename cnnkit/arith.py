@@ -18,6 +18,7 @@ formula with the numbers filled in and the received sizes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, overload
@@ -435,3 +436,83 @@ def receptive_fields(
         current = ReceptiveField(size, (current.jump[0] * s[0], current.jump[1] * s[1]))
         out.append(current)
     return out
+
+
+
+class Span:
+    """Along one side, the input pixels that output cell ``o`` of a tensor sees: ``first(o)`` to ``last(o)``.
+
+    Built layer by layer from the input (``Span()``: cell ``o`` sees pixel
+    ``o``): ``Span.window`` for a convolution or pooling window (``padding`` is
+    what it adds before the first cell), ``Span.transposed`` for a transposed
+    convolution, ``Span.union`` where paths meet (a residual sum, a U-Net
+    concatenation). Positions run on an unbounded line: borders are left out,
+    as in the chain formula, which this agrees with on chains
+    (:func:`receptive_fields`). After an upsampling, neighbouring cells share
+    their source cells, so the field depends on the cell: :meth:`size` is the
+    largest over all cells.
+
+    >>> conv = Span().window(3, 1, 1)
+    >>> skip = Span().union(conv.window(3, 1, 1))  # relu(F(x) + x) with two 3x3 convolutions
+    >>> skip.size(), skip.jump()
+    (5, 1)
+    >>> up = Span().window(2, 2).window(2, 2).transposed(2, 2)  # pool twice, then a 2x2/2 transposed conv
+    >>> up.size(), up.jump(), up.window(3, 1, 1).size()  # a 3x3 after it sees up to two pooled cells
+    (4, 2, 8)
+    """
+
+    def __init__(self, parents: Sequence[Span] = (), step: tuple[int, int, int, int, bool] | None = None) -> None:
+        self._parents = tuple(parents)
+        self._step = step  # (kernel, stride, padding, dilation, transposed); None: the input, or a union
+        self._memo: dict[int, tuple[int, int] | None] = {}
+        self.period: int  # cells repeat their pattern (shifted by period * jump) every this many cells
+        if step is None:
+            self.period = math.lcm(*(p.period for p in self._parents)) if self._parents else 1
+        else:
+            parent, stride, transposed = self._parents[0].period, step[1], step[4]
+            self.period = parent * stride if transposed else parent // math.gcd(parent, stride)
+
+    def window(self, kernel: int, stride: int, padding: int = 0, dilation: int = 1) -> Span:
+        """After a convolution or pooling: cell ``o`` covers cells ``o*s - p + d*t``, ``t = 0..k-1``, of this one."""
+        return Span((self,), (kernel, stride, padding, dilation, False))
+
+    def transposed(self, kernel: int, stride: int, padding: int = 0, dilation: int = 1) -> Span:
+        """After a transposed convolution: cell ``o`` gets the cells ``i`` with ``o = i*s - p + d*t``."""
+        return Span((self,), (kernel, stride, padding, dilation, True))
+
+    def union(self, *others: Span) -> Span:
+        """Where paths of the same layout meet: each cell sees what it sees on any of them."""
+        return Span((self, *others))
+
+    def cells(self, o: int) -> tuple[int, int] | None:
+        """``(first, last)`` input pixel that cell ``o`` sees; None where it sees none (a transposed conv's gap)."""
+        if o not in self._memo:
+            self._memo[o] = self._cells(o)
+        return self._memo[o]
+
+    def _cells(self, o: int) -> tuple[int, int] | None:
+        if not self._parents:
+            return o, o
+        if self._step is None:
+            seen = [c for c in (p.cells(o) for p in self._parents) if c is not None]
+            return (min(c[0] for c in seen), max(c[1] for c in seen)) if seen else None
+        kernel, stride, padding, dilation, transposed = self._step
+        if transposed:
+            sources = [(o + padding - dilation * t) // stride for t in range(kernel)
+                       if (o + padding - dilation * t) % stride == 0]
+        else:
+            sources = [o * stride - padding + dilation * t for t in range(kernel)]
+        seen = [c for c in (self._parents[0].cells(i) for i in sources) if c is not None]
+        return (min(c[0] for c in seen), max(c[1] for c in seen)) if seen else None
+
+    def size(self) -> int:
+        """The most input pixels one cell sees, over every cell (cells repeat their pattern every ``period``)."""
+        spans = [c[1] - c[0] + 1 for c in (self.cells(o) for o in range(self.period)) if c is not None]
+        return max(spans) if spans else 0
+
+    def jump(self) -> int | None:
+        """Input pixels between neighbouring cells (on average over a period); None where not a whole number."""
+        start, end = self.cells(0), self.cells(self.period)
+        if start is None or end is None or (end[0] - start[0]) % self.period:
+            return None
+        return (end[0] - start[0]) // self.period

@@ -226,6 +226,7 @@ class FilterResult:
     response: np.ndarray  # (H, W) or (H, W, 3), float64
     display: np.ndarray  # uint8, what the PNG holds
     out: str | None
+    pixels: np.ndarray  # the image as read: uint8 (H, W) grey or (H, W, 3) colour
 
     def to_dict(self) -> dict[str, Any]:
         r = self.response
@@ -258,7 +259,37 @@ def filter_image(
     display = to_display(response, resolved)
     written = None if out is None else str(write_png(out, display))
     return FilterResult(k, str(path), (pixels.shape[0], pixels.shape[1]), "per-channel" if per_channel else "grey", padding,
-                        resolved, response, display, written)
+                        resolved, response, display, written, pixels)
+
+
+def filter_figure(result: FilterResult) -> Any:
+    """The matplotlib figure of ``result``: the image as read | the kernel, each weight written | the response as shown."""
+    from cnnkit.explain.panels import draw_matrix, outline, pyplot
+
+    plt = pyplot()
+    kernel = result.kernel.array
+    fig, axes = plt.subplots(1, 3, figsize=(11, 4), layout="constrained", gridspec_kw={"width_ratios": [4, 2.2, 4]})
+    grey = result.pixels.ndim == 2
+    axes[0].imshow(result.pixels, cmap="gray" if grey else None, vmin=0, vmax=255, interpolation="nearest")
+    axes[0].set_title(f"input ({result.size[0]}x{result.size[1]}, {'grey' if grey else 'colour'})", fontsize=9)
+    draw_matrix(axes[1], kernel, f"kernel {result.kernel.name} ({kernel.shape[0]}x{kernel.shape[1]})")
+    outline(axes[1], (0, kernel.shape[0] - 1), (0, kernel.shape[1] - 1), label="kernel")
+    shown = result.display
+    axes[2].imshow(shown, cmap="gray" if shown.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
+    axes[2].set_title(f"output, shown as {result.scale} ({result.channels}, {result.padding} padding)", fontsize=9)
+    for ax in (axes[0], axes[2]):
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(f"{result.kernel.name}: {result.kernel.description}", fontsize=10)
+    return fig
+
+
+def draw_filter(result: FilterResult, path: str | Path, flag: str = "figure") -> Path:
+    """Draw :func:`filter_figure` into ``path``, PNG or SVG by its suffix, atomically (``flag`` names it in errors)."""
+    from cnnkit.explain.panels import check_figure_path, save_figure
+
+    check_figure_path(path, flag)
+    return save_figure(filter_figure(result), path, flag)
 
 
 def kernel_table() -> list[dict[str, Any]]:

@@ -41,6 +41,7 @@ def describe(model: str, input_shape: Shape, num_classes: int, task: Task,
     """
     from cnnkit import models
     from cnnkit.resolve import resolve
+    from cnnkit.runs import Run
 
     found = resolve(model, accept=("table", "zoo"), flag="--model")
     if found.kind == "table":
@@ -72,10 +73,64 @@ def describe(model: str, input_shape: Shape, num_classes: int, task: Task,
     backbone = kwargs.get("backbone")
     # a run directory; a folder that happens to bear a zoo model's name (./fastnet/) does not hide the model
     if isinstance(backbone, str) and Path(backbone).is_dir() and (backbone not in models.names() or
-                                                                   (Path(backbone) / "model.json").is_file()):
+                                                                   Run.is_run(backbone)):
         source["backbone"] = run_backbone(backbone, input_shape, bool(kwargs.get("pretrained_backbone")))
         kwargs["backbone"] = ""  # build() puts the run's network there
     return source
+
+
+def table_input_change(model: str, input_shape: Shape, data: str) -> str | None:
+    """What building layer table ``model`` for the ``input_shape`` of ``data``'s images changed, in words; None if
+    ``model`` is no table, has no ``input`` line of its own, or was written for that shape.
+
+    A table's ``input`` line says what it was written for (``lenet_slides``: 3x32x32). Training builds it for the
+    images it trains on instead (Fashion-MNIST: 1x28x28), which changes every layer whose parameters depend on the
+    input's size: the first convolution (its channels) and the first dense layer after ``flatten`` (its inputs).
+    """
+    from cnnkit.resolve import resolve
+    from cnnkit.spec import SpecError, format_layer
+
+    found = resolve(model, accept=("table", "zoo"), flag="--model")
+    if found.kind != "table":
+        return None
+    try:
+        own = found.table()
+    except SpecError:  # no `input` line: the data's shape is the only one it has
+        return None
+    if tuple(own.input_shape) == tuple(input_shape):
+        return None
+    new = found.table(input_shape)
+    before, after = _layer_params(own), _layer_params(new)
+    changed = [f"`{format_layer(layer)}` {was:,} -> {now:,}"
+               for layer, was, now in zip(own.layers, before, after, strict=True) if was != now]
+    return (f"--model {model}: the table's `input {'x'.join(map(str, own.input_shape))}` was replaced by "
+            f"{'x'.join(map(str, input_shape))}, the size of the {data} images, because a network is built for the "
+            f"images it trains on; it has {sum(after):,} parameters instead of the table's {sum(before):,} "
+            f"({'; '.join(changed) or 'no layer changed its parameters'}). To train it as written: "
+            f"{_as_written(own.input_shape, input_shape)}, or edit its `input` line.")
+
+
+def _as_written(own: Shape, data: Shape) -> str:
+    """The flags that bring the data's images to a table's own input shape (square images only)."""
+    if len(own) != 3 or len(data) != 3 or own[1] != own[2]:
+        return f"give it {'x'.join(map(str, own))} images"
+    flags = [f"--image-size {own[1]}"] if own[1:] != data[1:] else []
+    if own[0] != data[0] and own[0] in (1, 3):
+        flags.append("--no-grayscale" if own[0] == 3 else "--grayscale")
+    return " ".join(flags)
+
+
+def _layer_params(table: Any) -> list[int]:
+    """Parameters of each layer of a checked table, built on the meta device (no memory, no initialisation)."""
+    import torch
+
+    from cnnkit.spec.torch_io import build_layer
+
+    counts = []
+    with torch.device("meta"):
+        for layer, in_shape in zip(table.layers, (table.input_shape, *table.shapes), strict=False):
+            counts.append(sum(p.numel() for p in build_layer(layer, in_shape).parameters()))
+    return counts
 
 
 def run_backbone(folder: str, input_shape: Shape, pretrained: bool) -> dict[str, Any]:

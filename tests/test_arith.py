@@ -190,6 +190,53 @@ def test_receptive_field_matches_autograd() -> None:
     assert [f.jump[0] for f in fields] == [1, 2, 2, 4, 4]
 
 
+def test_span_agrees_with_the_chain_formula() -> None:
+    rng = random.Random(3)
+    for _ in range(200):
+        chain = [(rng.randint(1, 5), rng.randint(1, 3), rng.randint(1, 2)) for _ in range(rng.randint(1, 6))]
+        span = arith.Span()
+        for kernel, stride, dilation in chain:
+            span = span.window(kernel, stride, rng.randint(0, 2), dilation)  # padding shifts a field, never widens it
+        last = arith.receptive_fields(chain)[-1]
+        assert (span.size(), span.jump()) == (last.size[0], last.jump[0]), chain
+
+
+def _rows_reached(model: nn.Module, size: int, cells: range) -> list[tuple[int, int]]:
+    """Per output cell (a row at the centre column): the first and last input row its gradient reaches."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d | nn.ConvTranspose2d):
+            nn.init.constant_(module.weight, 1.0)
+    x = torch.ones(1, 1, size, size, requires_grad=True)
+    y = model(x)
+    reached = []
+    for cell in cells:
+        (grad,) = torch.autograd.grad(y[0, 0, cell, y.shape[3] // 2], x, retain_graph=True)
+        rows = (grad[0, 0].abs().sum(dim=1) > 0).nonzero()
+        reached.append((int(rows.min()), int(rows.max())))
+    return reached
+
+
+@pytest.mark.parametrize(("layers", "build"), [
+    # (torch layers, the same as a Span): upsampling after downsampling, overlapping and gapped kernels
+    ([nn.Conv2d(1, 1, 3, 2, 1), nn.Conv2d(1, 1, 3, 2, 1), nn.ConvTranspose2d(1, 1, 2, 2), nn.Conv2d(1, 1, 3, 1, 1)],
+     lambda s: s.window(3, 2, 1).window(3, 2, 1).transposed(2, 2).window(3, 1, 1)),
+    ([nn.AvgPool2d(2), nn.Conv2d(1, 1, 3, 1, 1), nn.ConvTranspose2d(1, 1, 3, 2, 1), nn.Conv2d(1, 1, 3, 1, 1)],
+     lambda s: s.window(2, 2).window(3, 1, 1).transposed(3, 2, 1).window(3, 1, 1)),
+    ([nn.Conv2d(1, 1, 5, 4, 2), nn.ConvTranspose2d(1, 1, 4, 2, 1), nn.ConvTranspose2d(1, 1, 1, 2), nn.Conv2d(1, 1, 3, 1, 1)],
+     lambda s: s.window(5, 4, 2).transposed(4, 2, 1).transposed(1, 2).window(3, 1, 1)),
+], ids=["unet-like", "overlapping", "gapped"])
+def test_span_through_transposed_convolutions_matches_autograd(layers: list[nn.Module], build: object) -> None:
+    span = build(arith.Span())  # type: ignore[operator]
+    size = 96
+    out = nn.Sequential(*layers)(torch.zeros(1, 1, size, size)).shape[2]
+    centre = out // 2
+    reached = _rows_reached(nn.Sequential(*layers), size, range(centre, centre + span.period + 1))
+    # cell o sees input rows span.cells(o) exactly: its padding places it, cell by cell over a whole period
+    assert reached == [span.cells(o) for o in range(centre, centre + span.period + 1)]
+    assert span.size() == max(last - first + 1 for first, last in reached)
+    assert span.jump() == (reached[-1][0] - reached[0][0]) // span.period
+
+
 def test_too_large_kernel_names_formula_and_sizes() -> None:
     with pytest.raises(ValueError, match=r"height would be \(3 \+ 2\*0 - 5\)/1 \+ 1 = -1.*Received: input_size=3, kernel=5"):
         arith.conv_output_size((3, 3), 5)

@@ -20,6 +20,7 @@ pytest.importorskip("onnxruntime", reason="checking ONNX files needs onnxruntime
 
 # (H, W) to export at: the smallest that keeps each network's layers meaningful, so the file stays fast.
 SMALL = {"lenet5": None, "keras_example": None, "resnet_small": None, "vgg_small": None, "fastnet": None,
+         "plain_deep": None, "residual_deep": None,
          "mobilenet_v1": (32, 32), "efficientnet_lite0": (32, 32), "efficientnet_lite1": (32, 32),
          "efficientnet_lite2": (32, 32), "resnet18": (32, 32), "resnet34": (32, 32),
          "resnet50": (32, 32)}

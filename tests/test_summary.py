@@ -123,12 +123,18 @@ def test_totals_equal_the_parameters_of_any_model(name: str, model: nn.Module, s
 
 def test_branches_shared_modules_and_stray_parameters_are_explained() -> None:
     s = summary(SmallResNet(), (3, 16, 16))
-    assert all(r.receptive_field is None for r in s.rows if r.name.startswith("blocks.1"))
+    fields = {r.name: r.receptive_field for r in s.rows}
+    # by hand: the 3x3 stem sees 3; each 3x3 conv adds 2; a block's sum sees the larger of its path and its input
+    assert [fields[f"blocks.{i}.conv{j}"] for i in (0, 1) for j in (1, 2)] == [(5, 5), (7, 7), (9, 9), (11, 11)]
+    assert [(r.name, r.receptive_field) for r in s.rows if r.join] == [
+        ("add (skip from blocks.0's input)", (7, 7)), ("add (skip from blocks.1's input)", (11, 11))]
     assert any("1 parameters belong to no row" in n for n in s.notes)
     assert any("buffer values" in n for n in s.notes)
     shared = summary(Shared(), (4, 8, 8))
-    assert [r.params for r in shared.rows] == [148, 0]
-    assert "shared" in shared.rows[1].facts.notes[0]
+    assert [(r.name, r.call, r.label, r.params) for r in shared.rows] == [("conv", 1, "conv", 148),
+                                                                          ("conv", 2, "conv (call 2)", 0)]
+    assert shared.rows[1].facts.notes[0] == ("shared: the same Conv2d as row 'conv', called again; its 148 parameters "
+                                             "are counted there")
 
 
 def test_depth_collapses_containers_but_keeps_their_macs() -> None:

@@ -17,6 +17,8 @@
     cnnkit explain example vertical-edge-6x6
     cnnkit explain example --file my_examples.json [NAME]
     cnnkit explain examples
+    cnnkit explain conv --input "3 0 1; 1 5 8; 2 7 2" --kernel "1 0; 0 1" --figure conv.png --cell 1,0
+    cnnkit explain quiz --topic conv --seed 3 --html quiz.html
 
 A thin layer over :mod:`cnnkit.explain`.
 """
@@ -27,6 +29,8 @@ import argparse
 import re
 from typing import Any, Literal
 
+from cnnkit.cli import explain_quiz, gradients_cmd
+from cnnkit.cli.explain_figure import add_figure_flags, check_flags, write_figure
 from cnnkit.fileio import json_text
 
 MATRIX_HELP = ('a matrix: inline "3 0 1; 1 5 8" (fractions too: "1/9 1/9; 1/9 1/9"), JSON "[[3,0,1],[1,5,8]]", '
@@ -57,6 +61,7 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> argparse.ArgumentP
                       "(\"0.5,0\") (default 0)")
     conv.add_argument("--flip", action="store_true", help="flip the kernel by 180 degrees first (true convolution)")
     conv.add_argument("--json", action="store_true", help="print JSON instead of text")
+    add_figure_flags(conv, "conv")
 
     pool = what.add_parser("pool", help="pool a matrix, window by window", description="Max, average or min pooling of one matrix.")
     pool.add_argument("--input", required=True, metavar="M", help=MATRIX_HELP)
@@ -69,6 +74,7 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> argparse.ArgumentP
     pool.add_argument("--ceil-mode", action="store_true",
                       help="round the output size up, as torch's ceil_mode: a last window may hang over the edge")
     pool.add_argument("--json", action="store_true", help="print JSON instead of text")
+    add_figure_flags(pool, "pool")
 
     activation = what.add_parser("activation", help="apply an activation, each cell's formula with its numbers",
                                  description="ReLU, leaky ReLU, ELU, sigmoid, tanh, softmax (per row) or maxout, cell by cell.")
@@ -122,6 +128,7 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> argparse.ArgumentP
     backprop.add_argument("--size", type=int, default=None, metavar="F", help="pool: the window size")
     backprop.add_argument("--mode", choices=("max", "avg"), default=None, help="pool: max or avg (default max)")
     backprop.add_argument("--json", action="store_true", help="print JSON instead of text")
+    add_figure_flags(backprop, "backprop")
 
     loss = what.add_parser("loss", help="cross-entropy or MSE per example, and the mini-batch cost J, worked",
                            description="Cross-entropy with softmax (the exponentials, their sum, the probabilities, -log p "
@@ -168,6 +175,7 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> argparse.ArgumentP
                         help="rows and columns given back at the bottom and the right, less than the stride (default 0)")
     deconv.add_argument("--bias", type=float, default=0.0, metavar="B", help="added to every output cell (default 0)")
     deconv.add_argument("--json", action="store_true", help="print JSON instead of text")
+    add_figure_flags(deconv, "deconv")
 
     iou = what.add_parser("iou", help="intersection over union (and GIoU) of two boxes, worked",
                           description="IoU of two boxes given as x0 y0 x1 y1 (left, top, right, bottom): the areas, "
@@ -199,6 +207,8 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> argparse.ArgumentP
 
     examples = what.add_parser("examples", help="recompute every slide example", description="Recompute every slide example.")
     examples.add_argument("--json", action="store_true", help="print JSON instead of text")
+    explain_quiz.add_quiz_parser(what)
+    gradients_cmd.add_parser(what)
     return parser
 
 
@@ -321,9 +331,18 @@ def run(args: argparse.Namespace) -> int:
     # imported here so that `cnnkit --help` stays light
     from cnnkit import explain
 
+    if args.what == "quiz":
+        return explain_quiz.run(args)
+    if args.what == "gradients":
+        return gradients_cmd.run(args)
     if args.what not in ("example", "examples"):
+        check_flags(args)  # --figure and --cell fail before the work
         result = _calculate(args)
-        print(json_text(result.to_dict()) if args.json else explain.render_any(result))
+        figure = write_figure(args, result)  # None without --figure
+        if args.json:
+            print(json_text({**result.to_dict(), **({"figure": figure} if figure else {})}))
+        else:
+            print(explain.render_any(result) + (f"\nwrote the figure {figure}" if figure else ""))
         return 0
     if args.what == "example" and (args.name is not None or args.file is None):
         if args.name is None:

@@ -4,6 +4,7 @@
     cnnkit filter photo.jpg --kernel sobel-x --out edges.png
     cnnkit filter photo.jpg --kernel gaussian-blur-5x5 --per-channel --out soft.png --json
     cnnkit filter photo.jpg --kernel "1/9 1/9 1/9; 1/9 1/9 1/9; 1/9 1/9 1/9" --out blur.png
+    cnnkit filter photo.jpg --kernel sobel-x --figure sobel.png      # input | kernel | output, side by side
 
 A thin layer over :func:`cnnkit.filters.filter_image`.
 """
@@ -30,6 +31,8 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> argparse.ArgumentP
     parser.add_argument("--kernel", metavar="K", help="a kernel's name (see --list), or the kernel written out: "
                         '"1/9 1/9 1/9; 1/9 1/9 1/9; 1/9 1/9 1/9", JSON, or a .json/.csv/.npy file')
     parser.add_argument("--out", metavar="PNG", help="write the filtered image here (atomically); without it only the summary prints")
+    parser.add_argument("--figure", metavar="FILE", help="also draw input | kernel | output side by side into FILE, PNG or "
+                        "SVG by its suffix (atomically)")
     channels = parser.add_mutually_exclusive_group()
     channels.add_argument("--grey", action="store_true", help="filter the grey levels (the default)")
     channels.add_argument("--per-channel", action="store_true", help="filter R, G and B each on its own")
@@ -59,9 +62,15 @@ def run(args: argparse.Namespace) -> int:
     if args.image is None or args.kernel is None:
         raise ValueError(f"give an IMAGE and --kernel NAME (or the kernel written out), or --list. "
                          f"Received: image={args.image!r}, kernel={args.kernel!r}")
+    if args.figure is not None:
+        from cnnkit.explain.panels import check_figure_path
+
+        check_figure_path(args.figure)  # a wrong suffix or a missing folder fails before the work, not after
     result = filters.filter_image(args.image, args.kernel, args.out, per_channel=args.per_channel, padding=args.padding,
                                   scale=args.scale)
     data = result.to_dict()
+    if args.figure is not None:
+        data["figure"] = str(filters.draw_filter(result, args.figure))
     if args.json:
         print(json_text(data))
         return 0
@@ -71,4 +80,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"response: min {r['min']:.4g}, max {r['max']:.4g}, mean {r['mean']:.4g}, mean |r| {r['mean_abs']:.4g}; "
           f"shown as {result.scale}")
     print(f"wrote {result.out}" if result.out else "no --out given: nothing written")
+    if args.figure is not None:
+        print(f"wrote the figure {data['figure']}")
     return 0

@@ -13,7 +13,8 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> None:
     parser = subparsers.add_parser(
         name, help=help_text,
         description="Show every layer's input and output shape, kernel, stride, padding, parameters, "
-                    "multiply-accumulates and receptive field, with the formulas filled in.",
+                    "multiply-accumulates and receptive field, with the formulas filled in; the additions and "
+                    "concatenations of skip connections (ResNet, U-Net) are rows of their own.",
         epilog="examples:\n  cnnkit summary lenet_slides\n  cnnkit summary my_net.txt --input 1x28x28 --json\n"
                "  cnnkit summary resnet18 --input 3x64x64 --depth 2",
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -77,16 +77,29 @@ def per_class_subset(ds: ImageDataset, per_class: int, seed: int) -> ImageDatase
     The draw is a seeded permutation of each class's samples, of which the
     first ``per_class`` are kept (so 20 per class are the first 20 of the
     draw that gives 100 per class), returned in the dataset's original order.
+    A segmentation image has a class at every pixel; it counts under its
+    label, the class of its largest object (the class covering the most pixels
+    besides the background, :func:`~cnnkit.data.dataset.dominant_classes`), and
+    a class that is no image's largest object (the background) draws none.
     A class with fewer samples is a ``ValueError`` naming it.
     """
     if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:
         raise ValueError(f"--train-per-class must be a positive int. Received: {per_class!r}")
     rng = np.random.default_rng(np.random.SeedSequence([seed, SUBSET_STREAM]))
     labels = ds.labels.cpu().numpy()
+    segmentation = ds.kind == "segmentation"
     chosen: list[np.ndarray] = []
     for c, name in enumerate(ds.class_names):
         members = np.flatnonzero(labels == c)
+        if segmentation and members.size == 0:
+            continue
         if members.size < per_class:
+            if segmentation:
+                raise ValueError(
+                    f"dataset {ds.name!r} is a segmentation dataset, so --train-per-class counts each image under its "
+                    f"largest object (the class covering the most pixels besides the background): class {c} ({name}) "
+                    f"is the largest object of {members.size} training images, fewer than --train-per-class "
+                    f"{per_class}; ask for at most {members.size}")
             raise ValueError(f"dataset {ds.name!r}: class {c} ({name}) has {members.size} training images, fewer than "
                              f"--train-per-class {per_class}; ask for at most {members.size}")
         chosen.append(rng.permutation(members)[:per_class])

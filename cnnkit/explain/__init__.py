@@ -13,7 +13,9 @@ layer, parameter counts, backprop through a convolution (stride, padding, dilati
 average pooling (:func:`explain_pool_backprop`), a loss and the cost of a mini-batch (:func:`explain_cross_entropy`,
 :func:`explain_mse`), a few optimizer steps (:func:`explain_update`), a transposed convolution
 (:func:`explain_deconv`), the IoU of two boxes and non-maximum suppression (:mod:`cnnkit.explain.boxes`); each is data (``to_dict()``
-for JSON) and :func:`render_any` lays it out as text. The numbers come from
+for JSON) and :func:`render_any` lays it out as text; :func:`cnnkit.explain.figures.draw` draws the conv, pool, deconv and
+backprop explanations (input | kernel | output, one window highlighted, its sum written out), and :func:`make_quiz`
+draws exercises with their worked answers (:mod:`cnnkit.explain.quiz`). The numbers come from
 :mod:`cnnkit.arith` (sizes, parameters and their formulas) and :mod:`cnnkit.reference`
 (the operations themselves); this package lays them out.
 """
@@ -31,6 +33,8 @@ from cnnkit.explain.matrices import parse_filters, parse_matrix, parse_volume
 from cnnkit.explain.optim import OPTIMIZERS, explain_update
 from cnnkit.explain.params import LAYERS, explain_params
 from cnnkit.explain.pool_backprop import explain_pool_backprop
+from cnnkit.explain.quiz import TOPICS as QUIZ_TOPICS
+from cnnkit.explain.quiz import Exercise, Quiz, make_quiz, render_quiz
 from cnnkit.explain.render import render, render_any, render_calculation, render_example, render_examples, render_volume
 from cnnkit.explain.results import Check, ExampleResult
 from cnnkit.explain.steps import POOL_MODES, Explanation, explain_conv, explain_pool
@@ -43,10 +47,13 @@ __all__ = [
     "NMS_EXAMPLE",
     "OPTIMIZERS",
     "POOL_MODES",
+    "QUIZ_TOPICS",
     "Calculation",
     "Check",
     "ExampleResult",
+    "Exercise",
     "Explanation",
+    "Quiz",
     "VolumeExplanation",
     "example_names",
     "explain_activation",
@@ -68,6 +75,7 @@ __all__ = [
     "explain_update",
     "load_example_file",
     "load_examples",
+    "make_quiz",
     "parse_filters",
     "parse_matrix",
     "parse_volume",
@@ -76,5 +84,6 @@ __all__ = [
     "render_calculation",
     "render_example",
     "render_examples",
+    "render_quiz",
     "render_volume",
 ]

@@ -71,7 +71,7 @@ def explain_params(
         one, p = arith.conv_params(c_in, 1, (kh, kw), bias=bias), arith.conv_params(c_in, n, (kh, kw), bias=bias)
         steps = [{"label": "per filter", "expression": f"{kh}x{kw}x{c_in} filter: {one.formula}"},
                  {"label": f"for {n} filters", "expression": p.formula}]
-        notes = [f"a filter spans all {c_in} input channels, so it has {kh}*{kw}*{c_in} weights and one bias"]
+        notes = [f"a filter spans all {c_in} input channels, so it has {kh}*{kw}*{c_in} weights" + (" and one bias" if bias else "")]
         if (kh, kw) == (1, 1):
             notes.append("a 1x1 convolution (network in network) is a dense layer from the channels to the filters, "
                          "applied at every pixel: it changes the depth, not the height and width")

@@ -46,9 +46,10 @@ def _route(padded: np.ndarray, rows: np.ndarray, cols: np.ndarray, mode: str) ->
     return [(int(r), int(c)) for r in rows for c in cols]
 
 
-def _window_step(i: int, j: int, window: np.ndarray, value: float, grad: float, targets: list[Cell], inside: list[Cell],
-                 mode: str) -> dict[str, Any]:
-    """One output cell: its window, how it pooled, where its gradient goes (``inside``: input coordinates)."""
+def _window_step(i: int, j: int, rows: np.ndarray, cols: np.ndarray, window: np.ndarray, value: float, grad: float,
+                 targets: list[Cell], inside: list[Cell], mode: str) -> dict[str, Any]:
+    """One output cell: its window (``rows``, ``cols``: its taps in the padded input), how it pooled, where its gradient
+    goes (``inside``: input coordinates)."""
     listed = ", ".join(_g(v) for v in window.ravel())
     if mode == "max":
         r, c = inside[0]
@@ -60,7 +61,8 @@ def _window_step(i: int, j: int, window: np.ndarray, value: float, grad: float, 
         how = (f"({' + '.join(_g(v) for v in window.ravel())})/{window.size} = {_g(value)}: dL/dY[{i},{j}] = {_g(grad)} "
                f"spread as {_g(grad)}/{window.size} = {_g(share)} to each of its {window.size} cells"
                + (f" ({lost} of them padding: their share is lost)" if lost else ""))
-    return {"label": f"[{i},{j}]", "row": i, "col": j, "window": to_lists(window), "value": number(value),
+    return {"label": f"[{i},{j}]", "row": i, "col": j, "rows": [int(rows[0]), int(rows[-1])],  # first and last, padded
+            "cols": [int(cols[0]), int(cols[-1])], "window": to_lists(window), "value": number(value),
             "grad": number(grad), "share": number(share), "to": [list(cell) for cell in inside], "expression": how}
 
 
@@ -139,7 +141,7 @@ def explain_pool_backprop(
             grad_padded[r, c] += share
         for cell in inside:
             received[cell].append(((i, j), float(share)))
-        steps.append(_window_step(i, j, window, float(output[i, j]), float(g[i, j]), targets, inside, mode))
+        steps.append(_window_step(i, j, rows, cols, window, float(output[i, j]), float(g[i, j]), targets, inside, mode))
     grad_x = grad_padded[p[0] : p[0] + x.shape[0], p[1] : p[1] + x.shape[1]]
     overlap = _overlap_step(received)
     steps += [overlap] if overlap else []

@@ -11,7 +11,7 @@ Importing this package registers every network below; ``names()`` lists them.
 from __future__ import annotations
 
 # imported for their @register side effect: each module adds its entry functions to the registry
-from cnnkit.models import autoencoder, centernet, classic, efficientnet, mobilenet, resnet, small, unet, vgg  # noqa: F401
+from cnnkit.models import autoencoder, centernet, classic, deep, efficientnet, mobilenet, resnet, small, unet, vgg  # noqa: F401
 from cnnkit.models.efficientnet import EFFICIENTNET_LITE0_IMAGENET
 from cnnkit.models.pretrained import PretrainedWeights, class_names
 from cnnkit.models.registry import (

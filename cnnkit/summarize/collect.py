@@ -1,6 +1,9 @@
 """``summary(model, input_size)``: run one forward pass with hooks and describe every layer it called.
 
-Works on any ``torch.nn.Module``. Totals come from ``model.parameters()`` (each
+Works on any ``torch.nn.Module``. The skip connections between layers (a
+residual ``out + identity``, U-Net's ``torch.cat``) are rows too, and the
+receptive field follows every tensor through them (:mod:`cnnkit.summarize.trace`,
+:mod:`cnnkit.summarize.flow`). Totals come from ``model.parameters()`` (each
 parameter once, shared or not), so they always equal ``sum(p.numel())``;
 the rows explain where the parameters sit.
 """
@@ -16,8 +19,11 @@ from torch import nn
 
 from cnnkit import arith
 from cnnkit import layers as L
-from cnnkit.hooks import evaluating, first_tensor
-from cnnkit.summarize.facts import GLOBAL, POINTWISE, LayerFacts, Shape, layer_facts
+from cnnkit.hooks import evaluating
+from cnnkit.summarize.facts import LayerFacts, Shape, layer_facts
+from cnnkit.summarize.flow import Merge, cells
+from cnnkit.summarize.notes import model_notes
+from cnnkit.summarize.trace import Call, Recorder, level
 
 
 @dataclass
@@ -35,10 +41,18 @@ class LayerRow:
     facts: LayerFacts
     receptive_field: arith.Pair | str | None = None  # (h, w) input pixels, "all", or None where unknown
     jump: arith.Pair | None = None
+    call: int = 1  # which call of the module: one used twice (a ReLU after each sum) has a row per call
+    join: bool = False  # an add / concat row: no module, two paths of the forward pass meet
+    skip_from: tuple[str, ...] = ()  # a join: where each skip comes from ("layer1.0's input", "down.2"); "" unknown
 
     @property
     def params(self) -> int:
         return self.weights + self.biases
+
+    @property
+    def label(self) -> str:
+        """The name the table shows: ``layer1.0.relu``, and ``layer1.0.relu (call 2)`` for a module's second call."""
+        return self.name if self.call == 1 else f"{self.name} (call {self.call})"
 
 
 @dataclass
@@ -84,10 +98,6 @@ class ModelSummary:
         return self.to_text()
 
 
-# one call of a shown module: (name, module, input, output, MACs of the leaves inside it)
-Call = tuple[str, nn.Module, torch.Tensor | None, torch.Tensor | None, int]
-
-
 def _shown_modules(model: nn.Module, depth: int) -> list[tuple[str, nn.Module]]:
     """Leaves down to ``depth``, and the containers at exactly ``depth`` (collapsed into one row)."""
     shown = []
@@ -129,50 +139,22 @@ def summary(
     if device is None:
         first = next(model.parameters(), None)
         device = first.device if first is not None else torch.device("cpu")
-    calls: list[Call] = []
-    running: list[str] = []
-    inner_macs: list[int] = []  # per running row: the MACs of the leaves called inside it (collapsed containers)
-
-    def make_hooks(name: str) -> tuple[Any, Any]:
-        def pre_hook(module: nn.Module, inputs: Any) -> None:
-            running.append(name)
-            inner_macs.append(0)
-
-        def hook(module: nn.Module, inputs: Any, output: Any) -> None:
-            running.pop()
-            calls.append((name, module, first_tensor(inputs), first_tensor(output), inner_macs.pop()))
-
-        return pre_hook, hook
-
-    def leaf_hook(module: nn.Module, inputs: Any, output: Any) -> None:
-        if inner_macs:
-            x, y = first_tensor(inputs), first_tensor(output)
-            shapes = [tuple(t.shape[1:]) if t is not None else None for t in (x, y)]
-            inner_macs[-1] += layer_facts(module, shapes[0], shapes[1]).macs
-
-    handles = []
-    shown = _shown_modules(model, depth)
-    for module_name, module in shown:
-        pre_hook, hook = make_hooks(module_name)
-        handles += [module.register_forward_pre_hook(pre_hook), module.register_forward_hook(hook)]
-    shown_ids = {id(module) for _, module in shown}
-    for module in model.modules():
-        if id(module) not in shown_ids and next(module.children(), None) is None:
-            handles.append(module.register_forward_hook(leaf_hook))
+    recorder = Recorder(model, _shown_modules(model, depth))
     x = torch.zeros((1, *shape), dtype=dtype, device=device)
+    recorder.start(x)
     try:
-        with evaluating(model), torch.no_grad():
+        with evaluating(model), torch.no_grad(), recorder:
             model(x)
     except (RuntimeError, ValueError, TypeError, IndexError) as error:
-        where = f" in layer {running[-1]!r}" if running else ""
+        where = f" in layer {recorder.running[-1]!r}" if recorder.running else ""
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ValueError(
             f"{type(model).__name__} cannot take an input of shape {'x'.join(map(str, shape))}: the forward pass "
             f"failed{where}: {first_line}. Check --input/input_size (channels x height x width)."
         ) from None
     finally:
-        for handle in handles:
-            handle.remove()
+        recorder.remove()
+    calls = recorder.calls
     result = _assemble(model, shape, calls, dtype)
     if name:
         result.model_name = name
@@ -181,25 +163,33 @@ def summary(
 
 def _assemble(model: nn.Module, shape: Shape, calls: list[Call], dtype: torch.dtype) -> ModelSummary:
     rows: list[LayerRow] = []
-    seen: dict[int, str] = {}
-    for name, module, x, y, inner in calls:
-        in_shape = tuple(x.shape[1:]) if x is not None else None
-        out_shape = tuple(y.shape[1:]) if y is not None else None
+    first_call: dict[int, str] = {}  # module -> the row of its first call
+    repeats: dict[int, int] = {}
+    for call in calls:
+        if call.merge is not None:
+            rows.append(_merge_row(call, call.merge))
+            continue
+        module = call.module
+        assert module is not None  # a call is a merge or a module's
+        in_shape = tuple(call.x.shape[1:]) if call.x is not None else None
+        out_shape = tuple(call.y.shape[1:]) if call.y is not None else None
         facts = layer_facts(module, in_shape, out_shape)
-        facts.macs += inner
+        facts.macs += call.inner_macs
         weights = biases = 0
         trainable = ""
-        if id(module) in seen:
-            facts.notes.append(f"shared: its parameters are counted at {seen[id(module)]!r}")
+        if id(module) in first_call:
+            repeats[id(module)] = repeats.get(id(module), 1) + 1
+            facts.notes.append(_reuse_note(module, first_call[id(module)]))
         else:
-            seen[id(module)] = name
+            first_call[id(module)] = call.name
             named = list(module.named_parameters())
             biases = sum(p.numel() for n, p in named if n.rsplit(".", 1)[-1] == "bias")
             weights = sum(p.numel() for _, p in named) - biases
             trainable = trainable_state(module)
-        rows.append(LayerRow(name, type(module).__name__, 0 if name == type(model).__name__ else name.count(".") + 1,
-                             in_shape, out_shape, weights, biases, trainable, facts))
-    _receptive_fields(rows, calls)
+        row = LayerRow(call.name, type(module).__name__, 0 if call.name == type(model).__name__ else level(call.name),
+                       in_shape, out_shape, weights, biases, trainable, facts, call=repeats.get(id(module), 1))
+        row.receptive_field, row.jump = cells(call.field)
+        rows.append(row)
     params = list(model.parameters())
     total = sum(p.numel() for p in params)
     summary = ModelSummary(
@@ -214,7 +204,7 @@ def _assemble(model: nn.Module, shape: Shape, calls: list[Call], dtype: torch.dt
         input_values=_numel(shape),
         dtype=str(dtype).removeprefix("torch."),
     )
-    summary.notes += _model_notes(model, summary)
+    summary.notes += model_notes(model, summary)
     return summary
 
 
@@ -242,47 +232,19 @@ def _numel(shape: Shape | None) -> int:
     return result
 
 
-def _receptive_fields(rows: list[LayerRow], calls: list[Any]) -> None:
-    """Receptive field and jump per row, while the rows form a chain (each row's input is the previous output)."""
-    field_: arith.ReceptiveField | None = arith.ReceptiveField((1, 1), (1, 1))
-    previous_output = None
-    for row, (_, module, x, y, _) in zip(rows, calls, strict=True):
-        if previous_output is not None and x is not previous_output:
-            return  # a branch or a skip connection: a single receptive field per row no longer applies
-        previous_output = y
-        if field_ is None or isinstance(module, GLOBAL):
-            row.receptive_field = "all"
-            field_ = None
-            continue
-        if row.facts.window is not None:
-            field_ = arith.receptive_fields([row.facts.window], start=field_)[0]
-        elif not isinstance(module, POINTWISE):
-            return  # a layer whose window cnnkit does not know
-        row.receptive_field, row.jump = field_.size, field_.jump
+def _merge_row(call: Call, merge: Merge) -> LayerRow:
+    """The row of an addition or a concatenation: no parameters, no multiply-accumulates, the shapes that meet."""
+    out_shape = tuple(call.y.shape[1:]) if call.y is not None else None
+    row = LayerRow(call.name, merge.kind, call.depth, merge.main_shape, out_shape, 0, 0, "", merge.facts(),
+                   join=True, skip_from=tuple(s for i, s in enumerate(merge.sources) if i != merge.main or merge.parallel))
+    row.receptive_field, row.jump = cells(call.field)
+    return row
 
 
-def _model_notes(model: nn.Module, summary: ModelSummary) -> list[str]:
-    notes = []
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear) and m.bias is not None and m.out_features > 1]
-    if linears:
-        one_bias_each = summary.total_params - sum(m.out_features - 1 for m in linears)
-        notes.append(
-            f"A fully connected layer has one bias per output unit: (inputs + 1)*units. Counting one bias per layer "
-            f"instead would give {one_bias_each:,} here instead of {summary.total_params:,}: the slip in the "
-            f"lecture's LeNet table, which prints 61,795 for a network of 62,006."
-        )
-    in_rows = sum(row.params for row in summary.rows)
-    if in_rows != summary.total_params:
-        notes.append(
-            f"{summary.total_params - in_rows:,} parameters belong to no row: modules the forward pass did not call, "
-            f"or parameters held directly by a container."
-        )
-    updating = [row.name for row in summary.rows if row.trainable.endswith("stats update")]
-    if updating:
-        notes.append(f"{len(updating)} BatchNorm layer(s) ({', '.join(updating[:3])}{' ...' if len(updating) > 3 else ''}) "
-                     f"have frozen parameters but will still update their running statistics in training mode; "
-                     f"freeze them with cnnkit.layers.freeze_statistics (cnnkit transfer does).")
-    if summary.buffer_values:
-        notes.append(f"{summary.buffer_values:,} buffer values (e.g. BatchNorm running mean and variance) are state, "
-                     f"not learnt parameters; Keras lists them as non-trainable parameters.")
-    return notes
+def _reuse_note(module: nn.Module, first: str) -> str:
+    """What a second call of one module means: shared parameters, or (a ReLU used twice) nothing at all."""
+    count = sum(p.numel() for p in module.parameters())
+    if count:
+        return f"shared: the same {type(module).__name__} as row {first!r}, called again; its {count:,} parameters are counted there"
+    return (f"reused: the same {type(module).__name__} as row {first!r}, called again; it has no parameters, "
+            f"so nothing is shared or counted twice")

@@ -36,7 +36,8 @@ class LayerFacts:
     macs: int = 0
     formulas: dict[str, str] = field(default_factory=dict)  # {"output": "...", "params": "..."}
     notes: list[str] = field(default_factory=list)
-    window: tuple[arith.Pair, arith.Pair, arith.Pair] | None = None  # (kernel, stride, dilation) for receptive fields
+    # (kernel, stride, dilation, padding before the first cell: top, left), for receptive fields
+    window: tuple[arith.Pair, arith.Pair, arith.Pair, arith.Pair] | None = None
     predicted: arith.Pair | None = None  # (H_out, W_out) by the formula, checked against what torch produced
 
 
@@ -76,7 +77,7 @@ def _conv(module: nn.Conv2d, in_shape: Shape, out_shape: Shape) -> LayerFacts:
     params = arith.conv_params(module.in_channels, module.out_channels, k, module.groups, module.bias is not None)
     facts = LayerFacts(_size(k), _short(s), str(pad_text),
                        arith.conv_macs(module.in_channels, module.out_channels, out_shape[1:], k, module.groups),
-                       {"output": _sides(worked), "params": params.formula}, window=(k, s, d),
+                       {"output": _sides(worked), "params": params.formula}, window=(k, s, d, (pads[0][0], pads[1][0])),
                        predicted=(worked[0].value, worked[1].value))
     if module.groups == module.in_channels > 1:
         facts.notes.append(f"depthwise: each of the {module.in_channels} input channels has its own filter(s)")
@@ -102,7 +103,7 @@ def _pool(module: nn.MaxPool2d | nn.AvgPool2d | L.MinPool2d, in_shape: Shape) ->
     d = arith.pair(getattr(module, "dilation", 1), "dilation")
     worked = arith.pool_output_worked((in_shape[1], in_shape[2]), k, s, p, d, bool(module.ceil_mode))
     return LayerFacts(_size(k), _short(s), _short(p), 0, {"output": _sides(worked)},
-                      window=(k, s, d), predicted=(worked[0].value, worked[1].value))
+                      window=(k, s, d, p), predicted=(worked[0].value, worked[1].value))
 
 
 def _linear(module: nn.Linear) -> LayerFacts:

@@ -34,7 +34,7 @@ def _bytes(count: int) -> str:
 
 def _cells(row: LayerRow) -> list[str]:
     indent = "  " * max(row.depth - 1, 0)
-    return [indent + row.name, row.type, _shape(row.input_shape), _shape(row.output_shape), row.facts.kernel,
+    return [indent + row.label, row.type, _shape(row.input_shape), _shape(row.output_shape), row.facts.kernel,
             row.facts.stride, row.facts.padding, f"{row.params:,}", row.trainable,
             f"{row.facts.macs:,}" if row.facts.macs else "", _pair(row.receptive_field), _pair(row.jump)]
 
@@ -58,7 +58,7 @@ def formula_lines(s: ModelSummary) -> list[str]:
         parts = [f"{key} {value}" for key, value in row.facts.formulas.items()]
         parts += row.facts.notes
         if parts:
-            lines.append(f"{row.name}: " + "; ".join(parts))
+            lines.append(f"{row.label}: " + "; ".join(parts))
     return lines
 
 
@@ -137,7 +137,7 @@ def as_dict(s: ModelSummary) -> dict[str, Any]:
         "buffer_values": s.buffer_values,
         "layers": [
             {
-                "name": row.name, "type": row.type, "depth": row.depth,
+                "name": row.name, "call": row.call, "type": row.type, "depth": row.depth,
                 "input_shape": _json_pair(row.input_shape), "output_shape": _json_pair(row.output_shape),
                 "kernel": row.facts.kernel or None, "stride": row.facts.stride or None,
                 "padding": row.facts.padding or None,
@@ -145,6 +145,7 @@ def as_dict(s: ModelSummary) -> dict[str, Any]:
                 "trainable": row.trainable or None, "macs": row.facts.macs,
                 "receptive_field": _json_pair(row.receptive_field), "jump": _json_pair(row.jump),
                 "formulas": dict(row.facts.formulas), "notes": list(row.facts.notes),
+                "join": row.join, "skip_from": list(row.skip_from),
             }
             for row in s.rows
         ],

@@ -63,7 +63,7 @@ class TrainConfig:
     grayscale: bool | None = None  # folder datasets: force grey (True) or RGB (False)
     skip_bad_images: bool = False  # folder datasets: skip undecodable files instead of stopping
     classes: list[str] = field(default_factory=list)  # keep only these classes (names, indices, ranges like 5-9), relabelled 0..
-    train_per_class: int | None = None  # keep this many training images per class (a seeded, stratified draw)
+    train_per_class: int | None = None  # keep this many training images per class (a seeded, stratified draw; segmentation: per class of each image's largest object)
     eval_every: int = 1  # evaluate on the held-out split every this many epochs, and after the last
     early_stop: int | None = None  # stop once the validation score has not improved for this many evaluations; model.safetensors keeps the best epoch (needs --val-split)
     seed: int = 0  # shuffling, augmentation, dropout and initial weights

@@ -201,6 +201,7 @@ class Prepared:
     model: torch.nn.Module
     transform: BatchTransform
     started_from: str | None = None  # where weights not the run's own came from (a backbone run), for the log
+    adapted: str | None = None  # a layer table built for another input than its `input` line: what changed
 
 
 def prepare(config: TrainConfig, runtime: Runtime, given: Given = NOTHING_GIVEN) -> Prepared:
@@ -214,6 +215,7 @@ def prepare(config: TrainConfig, runtime: Runtime, given: Given = NOTHING_GIVEN)
         mean, std = channel_stats(train_set.images) if task.normalises else (None, None)
     shape = train_set.input_shape
     started = None  # where weights not the run's own came from (backbone=RUN_DIR)
+    adapted = None  # what building a layer table for these images changed
     with phase("network"):
         if given.module is not None:  # trained from its own initial weights, as the caller made it
             source = network.module_source(given.module)
@@ -221,10 +223,11 @@ def prepare(config: TrainConfig, runtime: Runtime, given: Given = NOTHING_GIVEN)
             check_module(model, shape, task.output_shape(shape, train_set.num_classes), runtime.device)
         else:
             source = network.describe(config.model, shape, train_set.num_classes, task, config.model_options)
+            adapted = network.table_input_change(config.model, shape, config.data) if source["kind"] == "table" else None
             torch.manual_seed(config.seed)
             model = _to_device(_build(source, shape, config), runtime)
             started = network.load_backbone(model, source)  # backbone=RUN_DIR: that run's trained weights
-    return Prepared(task, splits, source, model, _transform(config, mean, std), started)
+    return Prepared(task, splits, source, model, _transform(config, mean, std), started, adapted)
 
 
 def _train(config: TrainConfig, runtime: Runtime, place: Distributed, quiet: bool,
@@ -240,8 +243,9 @@ def _train(config: TrainConfig, runtime: Runtime, place: Distributed, quiet: boo
     leftover = check_out_folder(folder)
     if leftover and not quiet:
         print(leftover)
-    if ready.started_from and not quiet and place.is_main:
-        print(ready.started_from)
+    for message in (ready.started_from, ready.adapted):
+        if message and not quiet and place.is_main:
+            print(message)
     distributed.barrier(place)  # every process has checked the folder before rank 0 fills it
     module = model if given.module is not None else None
     if not place.is_main:  # the other processes train alongside rank 0 and write nothing
@@ -255,7 +259,9 @@ def _train(config: TrainConfig, runtime: Runtime, place: Distributed, quiet: boo
             run.save_held_out(splits.evaluation)  # evaluate and the report read it from the run: no name loads it
 
         with phase("summary"):
-            run.write_text(SUMMARY, summary(model, shape, name=card.name).to_text())
+            described = summary(model, shape, name=card.name)
+            described.notes[:0] = [ready.adapted] if ready.adapted else []
+            run.write_text(SUMMARY, described.to_text())
         with phase("optimizer"):  # mostly PyTorch importing torch._dynamo, which every torch.optim object does
             state = new_state(model, config, runtime, len(train_set), place)
         return _fit(run, state, train_set, splits.evaluation, task, config, quiet, callbacks)

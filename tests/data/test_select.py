@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cnnkit.data import load
+from cnnkit.data import ImageDataset, dominant_classes, load
 from cnnkit.data.select import parse_classes, per_class_subset, select_classes
 from cnnkit.training import TrainConfig
 
@@ -80,3 +80,26 @@ def test_train_config_checks_the_new_fields() -> None:
         TrainConfig.from_dict({"eval_every": 0})
     with pytest.raises(TypeError, match=r"--classes must be a list of names"):
         TrainConfig.from_dict({"classes": "0-4"})
+
+
+def test_per_class_subset_of_segmentation_counts_each_image_under_its_largest_object() -> None:
+    # five 4x4 scenes: class 1 covers most of the first three, class 2 most of the last two; the background (0)
+    # is every image's largest area but no image's label
+    seg = torch.zeros(5, 4, 4, dtype=torch.uint8)
+    seg[:3, :2, :2] = 1  # 4 pixels of class 1
+    seg[3:, :3, :3] = 2  # 9 pixels of class 2 ...
+    seg[3:, 3, :2] = 1  # ... beside 2 of class 1
+    names = ("background", "circle", "square")
+    scenes = ImageDataset(images=torch.zeros(5, 1, 4, 4, dtype=torch.uint8), labels=dominant_classes(seg, 3),
+                          class_names=names, name="toy-seg/train", source="test", segmentation=seg)
+    two = per_class_subset(scenes, 2, seed=0)
+    assert two.class_counts() == [0, 2, 2]
+    assert two.segmentation is not None and torch.equal(dominant_classes(two.segmentation, 3), two.labels)
+    message = ("dataset 'toy-seg/train' is a segmentation dataset, so --train-per-class counts each image under its "
+               "largest object (the class covering the most pixels besides the background): class 2 (square) is the "
+               "largest object of 2 training images, fewer than --train-per-class 3; ask for at most 2")
+    with pytest.raises(ValueError) as error:
+        per_class_subset(scenes, 3, seed=0)
+    assert str(error.value) == message
+    # the examiner's case: shapes-seg with --train-per-class used to fail on "class 0 has 0 training images"
+    assert load("shapes-seg", train_per_class=5).train.class_counts() == [0, 5, 5, 5, 5, 5, 5]

@@ -67,6 +67,7 @@ def _click_unit(page: Any, layer: str, position: tuple[float, float]) -> tuple[t
     tile.wait_for()
     box = tile.bounding_box()
     channel = int(tile.get_attribute("data-channel"))
+    page.evaluate("document.getElementById('unit-body').textContent = ''")  # no earlier unit's total is read
     tile.click(position={"x": position[0] * box["width"], "y": position[1] * box["height"]})
     page.wait_for_selector("#unit-total")
     at = (channel, int(position[1] * 8), int(position[0] * 8))  # the digits' maps are 8x8

@@ -43,7 +43,11 @@ PUBLISHED_COUNTS: list[tuple[str, dict[str, object], int]] = [
     ("efficientnet_lite0", {}, 4_652_008),
     ("unet", {}, 31_037_698),  # milesial/Pytorch-UNet with transposed convolutions, 3 channels, 2 classes
     ("resnet_small", {}, 272_186),  # ResNet-20 with 1x1-conv shortcuts ("0.27M" in He et al.)
-    ("fastnet", {}, 153_786),  # ours: (9*1*16) + 16*2 + (9*16*48 + 9*48*48) + (9*48*96 + 9*96*96) + 4*(48+96) + 970
+    ("fastnet", {}, 153_786),
+    # ours, by hand: 3x3 stem (9*1 + 1)*16; 6 convs (9*16 + 1)*16; (9*16 + 1)*32 + 5*(9*32 + 1)*32;
+    # (9*32 + 1)*64 + 5*(9*64 + 1)*64; (64 + 1)*10. The skips (option A) add no parameters
+    ("plain_deep", {}, 160 + 6 * 2_320 + 4_640 + 5 * 9_248 + 18_496 + 5 * 36_928 + 650),
+    ("residual_deep", {}, 268_746),  # ours: (9*1*16) + 16*2 + (9*16*48 + 9*48*48) + (9*48*96 + 9*96*96) + 4*(48+96) + 970
 ]
 
 

@@ -11,7 +11,7 @@ from cnnkit.models import registry
 EXPECTED = {
     "lenet5", "keras_example", "alexnet", "vgg11", "vgg16", "vgg16_bn", "resnet18", "resnet34", "resnet50",
     "mobilenet_v1", "efficientnet_lite0", "resnet_small", "vgg_small", "fastnet", "unet", "conv_autoencoder",
-    "denoising_autoencoder",
+    "denoising_autoencoder", "plain_deep", "residual_deep",
 }
 
 
