@@ -187,9 +187,10 @@ def load_folder(path: str | Path, image_size: tuple[int, int] | None = None, gra
     size = image_size or DEFAULT_SIZE
     cached = packed.cache_path(root, size, grayscale, skip_bad_images)
     files = packed.listing(root)
-    if cached is not None and packed.is_current(cached, root, files):
+    manifest = None if cached is None else packed.current_manifest(cached, root, files)
+    if cached is not None and manifest is not None:
         with contextlib.suppress(ValueError, OSError):  # a damaged pack: decoded again below, and replaced
-            return packed.load_packed(cached, as_decoded=True)
+            return packed.load_packed(cached, as_decoded=True, manifest=manifest)
     if cached is not None:
         try:
             pack_folder(root, size, grayscale, skip_bad_images, cached, files)
