@@ -108,6 +108,9 @@ def inline_window(window: list[list[float]]) -> str:
 def render_example(result: ExampleResult, *, steps: bool = True) -> str:
     """One slide example: what was checked, where the slide differs and why, then (with ``steps``) the working."""
     status = "matches the correct result" if result.ok else "DOES NOT match the correct result"
+    if result.ok and result.slide_differences:  # cnnkit's numbers are right; the slide's are not, everywhere
+        cells = len({(d.get("filter"), d.get("row"), d.get("col"), d.get("mode")) for d in result.slide_differences})
+        status += f"; the slide misprints {cells} number(s), listed below"
     lines = [f"{result.id} ({result.kind}, from {result.source}): {status}"]
     for check in result.checks:
         lines.append(f"  {'ok  ' if check.ok else 'FAIL'} {check.what}" + ("" if check.ok else f": computed {check.computed}, expected {check.expected}"))
