@@ -30,7 +30,7 @@ from cnnkit.images import input_from_file
 
 MAPS_PER_LAYER = 32  # feature maps embedded per layer and image
 FILTERS_PER_LAYER = 64
-MAX_FLOATS = 4_000_000  # layer inputs, outputs and weights embedded for clickable units (16 MB of float32)
+MAX_FLOATS = 2_000_000  # layer inputs, outputs and weights embedded for clickable units (8 MB of float32, 11 MB as base64)
 
 
 def _b64(tensor: torch.Tensor) -> str:
@@ -60,7 +60,7 @@ def page_data(explorer: Explorer) -> dict[str, Any]:
                 continue
             chain = explorer.chain(image, index)
             weights = [spec[k] for k in ("weight", "bias") if isinstance(spec.get(k), torch.Tensor)]
-            needed = call.x.numel() + call.out.numel() + sum(2 * c.out.numel() for c in chain)
+            needed = call.x.numel() + call.out.numel() + sum(c.out.numel() for c in chain)
             needed += sum(w.numel() for w in weights) if layer["id"] not in data["units"] else 0
             if needed > budget:
                 continue  # the page says to run `cnnkit explore` to work this layer's units
@@ -73,8 +73,9 @@ def page_data(explorer: Explorer) -> dict[str, Any]:
             data["unitData"][image][layer["id"]] = {
                 "x": _b64(call.x), "x_shape": list(call.x.shape), "out": _b64(call.out),
                 "out_shape": list(call.out.shape),
-                "then": [{"layer": c.name, "type": type(c.module).__name__, "x": _b64(c.x if c.x is not None else c.out),
-                          "out": _b64(c.out), "formula": units.page_spec(c.module, c.x, c.out)["formula"]}  # type: ignore[index]
+                # each step reads the output before it (the chain is linked by tensor identity): only outputs travel
+                "then": [{"layer": c.name, "type": type(c.module).__name__, "out": _b64(c.out),
+                          "formula": units.page_spec(c.module, c.x, c.out)["formula"]}  # type: ignore[index]
                          for c in chain]}
     for layer in layers["layers"]:
         if layer["filters"] and layer["id"] not in data["filters"]:

@@ -127,8 +127,13 @@ function staticUnit(D, image, layer, unit) {
   } else {
     result.note = spec.note;
   }
-  result.then = (data.then || []).map((step) => ({ layer: step.layer, type: step.type, kind: "pointwise", formula: step.formula,
-    input: at(floats(step.x), os, unit), total: at(floats(step.out), os, unit), pytorch: at(floats(step.out), os, unit) }));
+  let before = result.pytorch; // each pointwise step reads the output of the one before it
+  result.then = (data.then || []).map((step) => {
+    const value = at(floats(step.out), os, unit), worked = { layer: step.layer, type: step.type, kind: "pointwise",
+      formula: step.formula, input: before, total: value, pytorch: value };
+    before = value;
+    return worked;
+  });
   result.final = result.then.length ? result.then[result.then.length - 1].pytorch : result.pytorch;
   result.receptive_field = null;
   return result;
