@@ -129,6 +129,10 @@ def test_the_static_page_works_offline(page: Any, digits_run: TrainedRun, tmp_pa
     with torch.no_grad():
         predicted = int(run.network()(x).argmax())
     assert page.get_attribute("#predicted", "data-class") == run.card.class_names[predicted]
+    at, total, _ = _click_unit(page, "conv1", (0.45, 0.35))  # conv, then batch norm and ReLU worked in the page
+    assert abs(total - _activation(digits_run.folder, x, "conv1", at)) <= 1e-4
+    final = float(page.get_attribute("#unit-pytorch", "data-final"))
+    assert abs(final - _activation(digits_run.folder, x, "relu1", at)) <= 1e-6
     for layer, position in (("conv2", (0.3, 0.6)), ("maxpool1", (0.6, 0.2))):
         at, total, _ = _click_unit(page, layer, position)
         if layer == "maxpool1":
