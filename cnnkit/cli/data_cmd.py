@@ -19,7 +19,7 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> None:
     )
     what = parser.add_subparsers(dest="what", metavar="ACTION", required=True)
     pack = what.add_parser("pack", help="decode folder:PATH once into a pack (DIR)",
-                           description="Decode every image of folder:PATH into DIR (manifest.json, SPLIT.images, "
+                           description="Decode every image of folder:PATH into DIR (manifest.json, source.json, SPLIT.images, "
                                        "SPLIT.labels.npy).")
     pack.add_argument("data", metavar="folder:PATH")
     pack.add_argument("--out", required=True, metavar="DIR", help="the pack's folder (e.g. photos.cnnkit)")

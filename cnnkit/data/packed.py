@@ -5,8 +5,9 @@
 ``folder:`` (:func:`cnnkit.data.folder.load_folder`: EXIF, crop, resize,
 channels), and writes::
 
-    photos.cnnkit/manifest.json        what was packed: the source folder, every file's path, size and mtime,
-                                       the classes, the image shape, the splits, the files left out
+    photos.cnnkit/manifest.json        what was packed: the source folder, the classes, the image shape, the
+                                       splits with their files, the files left out
+    photos.cnnkit/source.json          every file of the source folder: path, size and mtime (to notice changes)
     photos.cnnkit/train.images         N x C x H x W uint8, one image after the other (and test/val alike)
     photos.cnnkit/train.labels.npy     N int64 (numpy's own format, read with allow_pickle=False)
 
@@ -47,8 +48,9 @@ import torch
 from cnnkit.data.dataset import DataSplits, ImageDataset
 
 FORMAT = "cnnkit-pack"
-VERSION = 1
+VERSION = 2
 MANIFEST = "manifest.json"
+SOURCE = "source.json"  # the source folder's listing: read only to see whether the pack is stale
 _SPLITS = ("train", "val", "test")
 
 
@@ -145,7 +147,7 @@ class PackWriter:
             writer.file.close()
         grey = all(w.all_grey for w in self.splits.values()) if self.grayscale is None else self.grayscale
         manifest: dict[str, Any] = {
-            "format": FORMAT, "version": VERSION, "source": str(self.source.resolve()), "files": self.listing,
+            "format": FORMAT, "version": VERSION, "source": str(self.source.resolve()),
             "image_size": list(self.image_size), "grayscale": self.grayscale, "skip_bad_images": self.skip_bad_images,
             "class_names": list(self.class_names), "input_shape": [1 if grey else 3, *self.image_size],
             "test_official": test_official, "skipped": [s for w in self.splits.values() for s in w.skipped],
@@ -160,6 +162,8 @@ class PackWriter:
             np.save(self.work / f"{split}.labels.npy", np.array(writer.labels, dtype=np.int64), allow_pickle=False)
             manifest["splits"][split] = {"count": writer.count, "files": writer.files, "name": writer.name,
                                          "source": writer.source, "skipped": writer.skipped}
+        (self.work / SOURCE).write_text(json.dumps({"source": manifest["source"], "files": self.listing}),
+                                        encoding="utf-8")
         (self.work / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
         if self.out.exists():
             shutil.rmtree(self.out)
@@ -200,9 +204,10 @@ def current_manifest(folder: Path, source: Path | None = None,
     :func:`listing` is ``files`` when given) holds now; None when it is stale, missing or damaged."""
     try:
         manifest = read_manifest(folder)
+        recorded = json.loads((folder / SOURCE).read_text(encoding="utf-8"))
         root = Path(source or manifest["source"])
-        current = root.is_dir() and (listing(root) if files is None else files) == manifest["files"]
-    except (ValueError, OSError, KeyError):
+        current = root.is_dir() and (listing(root) if files is None else files) == recorded["files"]
+    except (ValueError, OSError, KeyError, TypeError):
         return None
     return manifest if current else None
 

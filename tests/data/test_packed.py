@@ -53,7 +53,8 @@ def test_a_pack_holds_exactly_what_decoding_gives_and_reads_it_from_the_file(
             assert torch.equal(ours.images, theirs.images) and torch.equal(ours.labels, theirs.labels)
             assert ours.class_names == theirs.class_names and ours.files == theirs.files
     manifest = json.loads((tmp_path / "p.cnnkit" / "manifest.json").read_text())
-    assert len(manifest["files"]) == 48 and manifest["input_shape"] == [1, 16, 16]
+    source = json.loads((tmp_path / "p.cnnkit" / "source.json").read_text())
+    assert len(source["files"]) == 48 and manifest["input_shape"] == [1, 16, 16]
     # on demand: the images are the file's bytes, read when touched (a change to the file shows through)
     mapped = load_packed(tmp_path / "p.cnnkit", in_memory=False).train.images
     with (tmp_path / "p.cnnkit" / "train.images").open("r+b") as file:
