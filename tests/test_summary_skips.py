@@ -160,3 +160,23 @@ def test_deep_pair_has_the_same_fields_through_the_stages(name: str) -> None:
     s = summary(models.create(name, depth=8), (1, 28, 28))
     assert {r.name: r.receptive_field for r in s.rows}["layer3.0.conv2"] == (25, 25)
     assert len([r for r in s.rows if r.join]) == (3 if name == "residual_deep" else 0)
+
+
+def test_a_concatenation_along_width_has_no_single_receptive_field() -> None:
+    """Joined side by side, the right half's cells see input columns far from their own: the column says unknown."""
+    from torch import nn
+
+    from cnnkit.summarize import summary
+
+    class Side(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(4, 4, 3, padding=1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.cat([x, self.conv(x)], dim=3)
+
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), Side(), nn.Conv2d(4, 4, 3, padding=1))
+    rows = {row.name: row for row in summary(model, (1, 16, 16)).rows}
+    assert rows["0"].receptive_field == (3, 3)
+    assert rows["2"].receptive_field is None

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 import warnings
 from collections.abc import Sequence
@@ -64,9 +65,25 @@ def _one_line_warning(message: Warning | str, category: type[Warning], filename:
     return f"cnnkit: warning: {message}\n"
 
 
+_NEGATIVE = re.compile(r"-(\d|\.\d)")  # a value such as -1/8, -1e-3 or "-1 2; 3 4", not an option
+
+
+def _negative_values(args: list[str]) -> list[str]:
+    """``--kernel -1/8`` -> ``--kernel=-1/8``: argparse takes only plain negative numbers (``-1``, ``-0.5``) as
+    values and would read ``-1/8`` or ``-1e-3`` as an unknown option; no cnnkit option is named like a number."""
+    out: list[str] = []
+    for arg in args:
+        previous = out[-1] if out else ""
+        if _NEGATIVE.match(arg) and previous.startswith("--") and "=" not in previous and previous != "--":
+            out[-1] = f"{previous}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one ``cnnkit`` command; returns the exit status."""
-    args_list = list(sys.argv[1:] if argv is None else argv)
+    args_list = _negative_values(list(sys.argv[1:] if argv is None else argv))
     command = next((a for a in args_list if not a.startswith("-")), None)
     parser = build_parser(command if command in COMMANDS else None)
     args = parser.parse_args(args_list)

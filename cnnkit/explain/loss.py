@@ -96,7 +96,9 @@ def _cross_entropy_steps(z: np.ndarray, y: int, where: str) -> tuple[list[dict[s
         {"label": f"{where}probabilities", "values": p.tolist(), "expression": ", ".join(
             f"p_{j} = {_g(w)}/{_g(total)} = {_g(q)}" for j, (w, q) in enumerate(zip(e, p, strict=True)))},
         {"label": f"{where}loss", "value": loss,
-         "expression": f"L = -log p_{y} = -log({_g(p[y])}) = {_g(loss)} (the true class is {y})"},
+         "expression": (f"L = -log p_{y} = -log({_g(p[y])}) = {_g(loss)} (the true class is {y})" if p[y] >= 1e-6 else
+                        f"L = -log p_{y} = log({_g(total)}) - ({_g(z[y])} - {_p(m)}) = {_g(loss)} (the true class is "
+                        f"{y}; p_{y} is too small to write, so -log p = log(sum) - (z_{y} - m))")},
         {"label": f"{where}dL/dz", "values": grad.tolist(),
          "expression": f"p - onehot({y}) = {_vec(p)} - {_vec(np.eye(z.size)[y])} = {_vec(grad)}"},
     ]

@@ -126,7 +126,7 @@ def pool_differences(own: Explanation, correct: Explanation, printed: list[Print
             why = (f"{place}: the slide's own (misprinted) map gives {o['expression']}, as printed; the correctly "
                    f"computed map's window {_window(c)} gives {c['expression']}")
         elif same_as_printed(cell.value, c["value"]):
-            kind = "inconsistent"
+            kind = "unfollowed"  # right, but not what the slide's own (misprinted) map gives
             why = (f"{place}: the slide prints {shown}, what the correctly computed map gives ({c['expression']}), but its "
                    f"own map's window {_window(o)} gives {o['expression']}: the result does not follow from the map it prints")
         else:

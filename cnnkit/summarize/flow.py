@@ -235,9 +235,10 @@ class Flow:
     def _merge(self, kind: str | None, inputs: list[torch.Tensor], args: Sequence[Any], kwargs: dict[str, Any],
                result: torch.Tensor, scope: tuple[str, torch.Tensor | None]) -> Merge | None:
         fields = tuple(self.field(t) for t in inputs)
-        field = combine(fields)
         is_add = kind == "add" and all(t.shape == result.shape for t in inputs)
         is_concat = kind == "concat" and result.dim() == 4 and _dim(args, kwargs, result.dim()) == 1
+        # joined along height or width, the positions of the parts no longer line up: no one field per cell
+        field = None if kind == "concat" and not is_concat else combine(fields)
         merge = None
         if is_add or is_concat:
             # the main path went through the most layers (the block's own); the others arrive through skips

@@ -176,3 +176,23 @@ def test_unreadable_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert "`--file`: no such file. Received: --file=" in capsys.readouterr().err
     assert main(["explain", "example"]) == 2
     assert "give an example NAME" in capsys.readouterr().err
+
+
+def test_a_right_number_that_does_not_follow_from_the_printed_map_is_not_counted_as_a_misprint(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The slide's conv map has two wrong cells; its pooled map prints, at (1, 1), the max of the correct map (15), not
+    of its own (50): that cell is named, but it is not among the numbers that differ from the correct result."""
+    examples = {"convolution": [{"id": "c", "input": [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12], [13, 14, 15, 16]],
+                                 "kernel": [[1, -1], [0, 1]], "padding": 0,
+                                 "expected": [[5, 6, 7], [9, 10, 11], [13, 14, 15]],
+                                 "slide_shows": [[5, 6, 7], [9, -10, 11], [13, 14, 50]]}],
+                "pooling": [{"id": "p", "input": [[5, 6, 7], [9, -10, 11], [13, 14, 50]], "input_from": "c",
+                             "size": 2, "stride": 2, "padding": 1, "ceil_mode": True,
+                             "expected_max": [[5, 7], [13, 50]], "slide_shows_max": [[5, 7], [13, 15]]}]}
+    path = tmp_path / "ex.json"
+    path.write_text(json.dumps(examples))
+    assert main(["explain", "example", "--file", str(path), "p"]) == 0
+    out = capsys.readouterr().out
+    assert "p (pooling, from ex.json): matches the correct result\n" in out
+    assert "the slide prints 4 number(s) of the result: all are correct" in out
+    assert "slide's number is right but does not follow from its own map at row 1, column 1" in out

@@ -80,3 +80,9 @@ def test_an_inline_rgb_image_longer_than_a_file_name(capsys: pytest.CaptureFixtu
 def parse_matrix_channels(text: str) -> list[list[list[float]]]:
     """Plain Python: ``"a b; c d | ..."`` -> channels of rows."""
     return [[[float(v) for v in row.split()] for row in channel.split(";")] for channel in text.split("|")]
+
+
+def test_a_negative_fraction_or_exponent_is_a_value_not_an_option(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", "conv", "--input", "1 2; 3 4", "--kernel", "-1/8", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["output"] == [[-0.125, -0.25], [-0.375, -0.5]]

@@ -136,3 +136,13 @@ def test_loss_errors_name_the_argument_and_the_value() -> None:
         explain_cross_entropy("2 1 0.1", "cat")
     with pytest.raises(ValueError, match=r"`targets` must have the shape of `predictions` \(1, 2\).*Received: targets='1 2 3' \(shape \(1, 3\)\)"):
         explain_mse("1 2", "1 2 3")
+
+
+def test_a_probability_too_small_to_write_is_not_written_as_log_of_zero() -> None:
+    from cnnkit.explain.loss import explain_cross_entropy
+
+    found = explain_cross_entropy("1000 0 -1000", "1")
+    loss = next(s for s in found.to_dict()["steps"] if s["label"].endswith("loss"))
+    assert "-log(0)" not in loss["expression"] and "log(1) - (0 - 1000) = 1000" in loss["expression"]
+    expected = float(torch.nn.functional.cross_entropy(torch.tensor([[1000.0, 0.0, -1000.0]]), torch.tensor([1])))
+    assert loss["value"] == pytest.approx(expected)
