@@ -186,7 +186,7 @@ def load_folder(path: str | Path, image_size: tuple[int, int] | None = None, gra
     _check_root(root, path)
     size = image_size or DEFAULT_SIZE
     cached = packed.cache_path(root, size, grayscale, skip_bad_images)
-    files = packed.listing(root)
+    files = [] if cached is None else packed.listing(root)
     manifest = None if cached is None else packed.current_manifest(cached, root, files)
     if cached is not None and manifest is not None:
         with contextlib.suppress(ValueError, OSError):  # a damaged pack: decoded again below, and replaced
@@ -215,5 +215,6 @@ def decode_folder(root: Path, size: tuple[int, int], grayscale: bool | None = No
     from cnnkit.data import packed
 
     with tempfile.TemporaryDirectory(prefix="cnnkit-decode-") as scratch:
-        out = pack_folder(Path(root), size, grayscale, skip_bad_images, Path(scratch) / "pack")
+        # a pack that lives for this call only: no listing of the folder to compare later
+        out = pack_folder(Path(root), size, grayscale, skip_bad_images, Path(scratch) / "pack", files=[])
         return packed.load_packed(out, in_memory=True, as_decoded=True)
