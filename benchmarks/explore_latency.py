@@ -19,33 +19,16 @@ from __future__ import annotations
 import argparse
 import re
 import shutil
-import socket
 import statistics
-import threading
 import time
-from typing import Any
 
 import common
 import torch
 
+from cnnkit.explore.app import serve_in_thread
 from cnnkit.explore.session import Explorer
 
 TARGETS = {"lenet5": 0.3, "fastnet": 0.3, "efficientnet_lite0": 2.0}  # seconds, the bar
-
-
-def _serve(explorer: Explorer) -> tuple[str, Any]:
-    import uvicorn
-
-    from cnnkit.explore.app import create_app
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(explorer), host="127.0.0.1", port=port, log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.02)
-    return f"http://127.0.0.1:{port}/", server
 
 
 def _forward_seconds(explorer: Explorer, repeats: int = 20) -> float:
@@ -75,7 +58,7 @@ def main() -> None:
         browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         for name in args.models.split(","):
             explorer = Explorer.open(name, pretrained=name == "efficientnet_lite0")
-            url, server = _serve(explorer)
+            url, server = serve_in_thread(explorer)
             page = browser.new_page(viewport={"width": 1280, "height": 800})
             page.goto(url)
             page.wait_for_selector("body[data-ready]", timeout=60_000)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 
 from cnnkit import models
+from cnnkit.cli import whole_number
 from cnnkit.data import load
 from cnnkit.explain.panels import check_figure_path, pyplot, save_figure
 from cnnkit.models.autoencoder import ConvAutoencoder
@@ -141,23 +141,12 @@ def draw(model: ConvAutoencoder, pair: torch.Tensor, samples: torch.Tensor, erro
 # ----------------------------------------------------------------------------- main
 
 
-def whole(minimum: int) -> Callable[[str], int]:
-    """An argparse type: a whole number of at least ``minimum`` (argparse reports a bad one as a usage error, status 2)."""
-
-    def read(text: str) -> int:
-        if not text.isdigit() or int(text) < minimum:
-            raise argparse.ArgumentTypeError(f"must be a whole number of at least {minimum}. Received: {text!r}")
-        return int(text)
-
-    return read
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--held-out", default=Config.held_out, help="the class left out of training (name or index)")
-    parser.add_argument("--train-per-class", type=whole(1), default=Config.train_per_class)
-    parser.add_argument("--epochs", type=whole(1), default=Config.epochs)
-    parser.add_argument("--seed", type=whole(0), default=Config.seed)
+    parser.add_argument("--train-per-class", type=whole_number(1), default=Config.train_per_class)
+    parser.add_argument("--epochs", type=whole_number(1), default=Config.epochs)
+    parser.add_argument("--seed", type=whole_number(0), default=Config.seed)
     parser.add_argument("--out", default="demo-autoencoder.png", help="the figure, PNG or SVG")
     args = parser.parse_args()
     try:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from sklearn.datasets import make_blobs, make_circles, make_moons
 from sklearn.model_selection import train_test_split
 from torch import nn
 
+from cnnkit.cli import whole_number
 from cnnkit.explain.panels import check_figure_path, pyplot, save_figure
 
 DATASETS = ("circles", "moons", "blobs")
@@ -132,22 +132,11 @@ def draw(config: Config, results: dict[str, dict[str, tuple[nn.Module, float, fl
     return save_figure(fig, path, "out")
 
 
-def whole(minimum: int) -> Callable[[str], int]:
-    """An argparse type: a whole number of at least ``minimum`` (argparse reports a bad one as a usage error, status 2)."""
-
-    def read(text: str) -> int:
-        if not text.isdigit() or int(text) < minimum:
-            raise argparse.ArgumentTypeError(f"must be a whole number of at least {minimum}. Received: {text!r}")
-        return int(text)
-
-    return read
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--points", type=whole(20), default=Config.points)
-    parser.add_argument("--steps", type=whole(1), default=Config.steps)
-    parser.add_argument("--seed", type=whole(0), default=Config.seed)
+    parser.add_argument("--points", type=whole_number(20), default=Config.points)
+    parser.add_argument("--steps", type=whole_number(1), default=Config.steps)
+    parser.add_argument("--seed", type=whole_number(0), default=Config.seed)
     parser.add_argument("--out", default="demo-separability.png", help="the figure, PNG or SVG")
     args = parser.parse_args()
     try:

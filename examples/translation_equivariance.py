@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnkit.cli import whole_number
 from cnnkit.data import load
 from cnnkit.explain.panels import check_figure_path, pyplot, save_figure
 
@@ -195,23 +196,12 @@ def draw(model: SmallCNN, image: torch.Tensor, shifts: list[int], errors: dict[s
 # ----------------------------------------------------------------------------- main
 
 
-def whole(minimum: int) -> Callable[[str], int]:
-    """An argparse type: a whole number of at least ``minimum`` (argparse reports a bad one as a usage error, status 2)."""
-
-    def read(text: str) -> int:
-        if not text.isdigit() or int(text) < minimum:
-            raise argparse.ArgumentTypeError(f"must be a whole number of at least {minimum}. Received: {text!r}")
-        return int(text)
-
-    return read
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--max-shift", type=whole(1), default=Config.max_shift, help="at most 5 (default 4)")
-    parser.add_argument("--train-images", type=whole(1), default=Config.train_images)
-    parser.add_argument("--epochs", type=whole(1), default=Config.epochs)
-    parser.add_argument("--seed", type=whole(0), default=Config.seed)
+    parser.add_argument("--max-shift", type=whole_number(1), default=Config.max_shift, help="at most 5 (default 4)")
+    parser.add_argument("--train-images", type=whole_number(1), default=Config.train_images)
+    parser.add_argument("--epochs", type=whole_number(1), default=Config.epochs)
+    parser.add_argument("--seed", type=whole_number(0), default=Config.seed)
     parser.add_argument("--out", default="demo-equivariance.png", help="the figure, PNG or SVG")
     args = parser.parse_args()
     try:

@@ -10,28 +10,17 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import socket
-import threading
-import time
 from pathlib import Path
 
-from cnnkit.explore.app import create_app
+from cnnkit.explore.app import serve_in_thread
 from cnnkit.explore.session import Explorer
 
 
 def shoot(explorer: Explorer, browser: object, out: Path, image_title: str | None, layer: str,
           at: tuple[float, float]) -> None:
-    import uvicorn
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(explorer), host="127.0.0.1", port=port, log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.02)
+    url, server = serve_in_thread(explorer)
     page = browser.new_page(viewport={"width": 1280, "height": 800})  # type: ignore[attr-defined]
-    page.goto(f"http://127.0.0.1:{port}/")
+    page.goto(url)
     page.wait_for_selector("body[data-ready]", timeout=60_000)
     page.select_option("#per", "4")  # four maps a layer: the worked unit below them stays in the picture
     page.wait_for_timeout(1500)

@@ -18,7 +18,7 @@ import os
 import re
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from cnnkit import __version__
 from cnnkit.timing import mark_startup
@@ -63,6 +63,18 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
                       line: str | None = None) -> str:
     return f"cnnkit: warning: {message}\n"
+
+
+def whole_number(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``minimum``; anything else is argparse's one-line usage error
+    (exit status 2), naming the flag."""
+
+    def read(text: str) -> int:
+        if not text.strip().isdigit() or int(text) < minimum:
+            raise argparse.ArgumentTypeError(f"must be a whole number of at least {minimum}. Received: {text!r}")
+        return int(text)
+
+    return read
 
 
 _NEGATIVE = re.compile(r"-(\d|\.\d)")  # a value such as -1/8, -1e-3 or "-1 2; 3 4", not an option

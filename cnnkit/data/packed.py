@@ -99,12 +99,10 @@ class SplitWriter:
         self.labels: list[int] = []
         self.files: list[str] = []
         self.skipped: list[str] = []
-        self.shape: tuple[int, ...] | None = None
 
     def add(self, rgb: torch.Tensor, greys: list[bool], labels: list[int], files: list[str]) -> None:
         """``rgb``: ``(n, 3, H, W)`` uint8, one chunk of decoded images; ``greys``: whether each was stored grey."""
         self.file.write(rgb.contiguous().numpy().tobytes())
-        self.shape = tuple(rgb.shape[1:])
         self.count += int(rgb.shape[0])
         self.all_grey &= all(greys)
         self.labels += labels

@@ -196,3 +196,26 @@ def serve(explorer: Explorer, host: str = "127.0.0.1", port: int = 8765, quiet: 
     hosts = ["127.0.0.1", "localhost", "::1"] if host in ("127.0.0.1", "localhost", "::1") else ["*"]
     uvicorn.run(create_app(explorer, hosts), host=host, port=port, log_level="warning" if quiet else "info",
                 access_log=False)
+
+
+def serve_in_thread(explorer: Explorer) -> tuple[str, Any]:
+    """Serve ``explorer`` on a free port of 127.0.0.1 in a background thread (benchmarks, screenshots, browser
+    tests): its URL and the uvicorn server (set ``should_exit`` to stop it)."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(explorer), host="127.0.0.1", port=port, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    for _ in range(600):
+        if server.started:
+            break
+        time.sleep(0.05)
+    else:
+        raise RuntimeError(f"the explorer's server did not start on port {port} within 30 s")
+    return f"http://127.0.0.1:{port}/", server

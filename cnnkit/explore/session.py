@@ -295,18 +295,16 @@ class Explorer:
     def predict(self, image: str) -> dict[str, Any]:
         """Class probabilities (softmax of the network's scores), the top ones first, and the true class."""
         with self.lock:
-            self._pass(image)
-            output = self._outputs[image]
+            output = self.class_scores(image)
+            raw = self._outputs[image]
         picture = self.picture(image)
         names = self.subject.class_names
         result: dict[str, Any] = {"id": image, "label": picture.label,
                                   "label_name": None if picture.label is None else names[picture.label]}
-        if output.dim() != 1 or (names and output.numel() != len(names)):
-            shape = "x".join(map(str, output.shape))
+        if output is None:
+            shape = "x".join(map(str, raw.shape))
             return {**result, "classes": [], "note": f"the network outputs {shape} per image, not class scores "
                                                      f"(task {self.task}); its layers are shown below"}
-        if self.task == "localize":  # K class scores, then the box
-            output = output[:len(names)]
         probabilities = torch.softmax(output.double(), 0)
         order = torch.argsort(probabilities, descending=True)[:_TOP_CLASSES]
         classes = [{"index": int(k), "name": names[int(k)] if names else str(int(k)), "probability":
@@ -451,8 +449,11 @@ class Explorer:
             raise ValueError(f"target must be a class index 0 to {len(names) - 1}. Received: target={target}")
         picture = self.picture(image)
         with self.lock:
-            if self.predict_classes(image) is None:
+            scores = self.class_scores(image)
+            if scores is None:
                 raise ValueError(f"{method} explains class scores; this network (task {self.task}) has none")
+            if target is None:  # the predicted class, among the class scores only (a localize network's box follows)
+                target = int(scores.argmax())
             found = (gradcam if method == "gradcam" else saliency)(self.subject.model, picture.x, target)
         heat = found.heatmap  # (H, W) on [0, 1]
         base = _picture(picture.x, self.subject).astype(np.float64) / 255
@@ -466,14 +467,17 @@ class Explorer:
                 "probability": found.probability, "layer": found.layer, "png": png_data(overlay),
                 "heat": png_data(np.round(heat * 255).astype(np.uint8)), "caution": found.caution}
 
-    def predict_classes(self, image: str) -> int | None:
-        """The number of class scores the network outputs for ``image``, or None when it outputs something else."""
+    def class_scores(self, image: str) -> torch.Tensor | None:
+        """The network's ``(K,)`` class scores for ``image`` (a localize network's, without its box), or None when
+        it outputs something else (a map, an image, detections)."""
         self._pass(image)
         output = self._outputs[image]
         names = self.subject.class_names
         if output.dim() != 1 or self.task not in ("classify", "localize"):
             return None
-        return len(names) or int(output.numel())
+        if self.task == "localize":  # K class scores, then the box
+            output = output[:len(names)]
+        return output if not names or output.numel() == len(names) else None
 
     def filters(self, layer: str, start: int = 0, count: int = 16) -> dict[str, Any]:
         """The learnt kernels of convolution ``layer``: for each filter, one picture per input channel (at most 16

@@ -49,7 +49,7 @@ def page_data(explorer: Explorer) -> dict[str, Any]:
         data["predict"][image] = explorer.predict(image)
         data["maps"][image] = {layer["id"]: explorer.maps(image, layer["id"], 0, MAPS_PER_LAYER)
                                for layer in layers["layers"]}
-        if explorer.predict_classes(image) is not None:
+        if explorer.class_scores(image) is not None:
             data["attribution"][image] = {method: explorer.attribution(image, method)
                                           for method in ("gradcam", "saliency")}
         data["unitData"][image] = {}

@@ -286,3 +286,17 @@ def test_in_place_layers_and_functional_steps_do_not_change_the_worked_numbers()
         assert worked["receptive_field"] is not None
     second = explorer.unit("a", "conv2", (0, 2, 2))
     assert [s["type"] for s in second["then"]] == ["BatchNorm2d"]  # torch.relu and *2 come between it and dropout
+
+
+def test_a_localize_run_shows_its_class_scores_without_its_box(localize_run: TrainedRun) -> None:
+    """A localize network outputs K class scores, then 4 box numbers: the bars and Grad-CAM use the K scores."""
+    run = load_run(localize_run.folder)
+    explorer = Explorer.open(localize_run.folder, samples=5)
+    image = next(iter(explorer.pictures))
+    prediction = explorer.predict(image)
+    with torch.no_grad():
+        output = run.network()(explorer.pictures[image].x)[0]
+    k = len(run.card.class_names)
+    assert len(prediction["classes"]) == k and prediction["predicted"] == int(output[:k].argmax())
+    assert prediction["classes"][0]["probability"] == pytest.approx(float(torch.softmax(output[:k], 0).max()), abs=1e-6)
+    assert explorer.attribution(image)["target"] == prediction["predicted"]

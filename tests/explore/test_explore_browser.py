@@ -5,9 +5,6 @@ static one alike. Skipped where Chromium or Playwright is missing (scripts/test.
 from __future__ import annotations
 
 import io
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,24 +27,12 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromiu
 @pytest.fixture(scope="module")
 def served(digits_run: TrainedRun) -> Iterator[tuple[str, Explorer]]:
     """The digits run's explorer on a free port of 127.0.0.1, served by uvicorn in a thread."""
-    import uvicorn
-
-    from cnnkit.explore.app import create_app
+    from cnnkit.explore.app import serve_in_thread
 
     explorer = Explorer.open(digits_run.folder)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(explorer), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if server.started:
-            break
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/", explorer
+    url, server = serve_in_thread(explorer)
+    yield url, explorer
     server.should_exit = True
-    thread.join(10)
 
 
 def _activation(run: Path, x: torch.Tensor, layer: str, at: tuple[int, ...]) -> float:
