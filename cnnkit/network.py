@@ -139,7 +139,7 @@ def run_backbone(folder: str, input_shape: Shape, pretrained: bool) -> dict[str,
     from cnnkit.resolve import resolve
     from cnnkit.runs import WEIGHTS
 
-    run = resolve(folder, accept=("run", "zoo"), flag="--model-options backbone=").run()
+    run = resolve(folder, accept=("run", "zoo"), flag="--model-options backbone").run()
     card = run.card
     where = f"--model-options backbone={folder}"
     if pretrained:
