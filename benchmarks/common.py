@@ -50,7 +50,10 @@ def cpu_flags() -> str:
     except OSError:
         return "unknown"
     found = [name for name in ("avx512_bf16", "amx_bf16", "avx512f", "avx2") if name in flags]
-    return " ".join(found) or "none of avx2, avx512f, avx512_bf16, amx_bf16"
+    # caps on what PyTorch's CPU kernels may use (cnnkit.runtime.cpu_has_bf16 reads them too): a run capped to
+    # AVX2 is this CPU running the fp32 path of a CPU without AVX-512
+    caps = [f"{name}={os.environ[name]}" for name in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY") if os.environ.get(name)]
+    return " ".join(found + (["capped:", *caps] if caps else [])) or "none of avx2, avx512f, avx512_bf16, amx_bf16"
 
 
 def machine() -> dict[str, Any]:

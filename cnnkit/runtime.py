@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -35,9 +36,23 @@ class Runtime:
         return f"{self.device.type} {self.precision}{layout} ({self.reason})"
 
 
+# oneDNN's instruction-set caps (ONEDNN_MAX_CPU_ISA) below native bf16: with one of them its bf16 is emulated
+_ONEDNN_BELOW_BF16 = frozenset({"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE",
+                                "AVX512_CORE_VNNI"})
+
+
 @cache
 def cpu_has_bf16() -> bool:
-    """True on CPUs with native bf16 arithmetic (AVX512-BF16 or AMX), where bf16 autocast pays."""
+    """True on CPUs with native bf16 arithmetic (AVX512-BF16 or AMX), where bf16 autocast pays.
+
+    False also where the process caps PyTorch's CPU kernels below it: ``ONEDNN_MAX_CPU_ISA`` at AVX512_CORE_VNNI
+    or lower, or ``ATEN_CPU_CAPABILITY`` at ``avx2`` or ``default`` (what such a CPU runs, e.g. to measure its
+    fp32 path on a machine with bf16).
+    """
+    if os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper() in _ONEDNN_BELOW_BF16:
+        return False
+    if os.environ.get("ATEN_CPU_CAPABILITY", "").strip().lower() in ("default", "avx2"):
+        return False
     cpuinfo = Path("/proc/cpuinfo")
     if not cpuinfo.exists():
         return False

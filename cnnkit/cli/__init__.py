@@ -123,8 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def entry() -> None:
     """The ``cnnkit`` command: :func:`main`, then the process ends without tearing its modules down.
 
-    With torch loaded (and ``torch._dynamo``, which every ``torch.optim`` step imports) Python's own shutdown takes
-    1.5 s on a 2-core CPU, after everything cnnkit writes is already written, flushed and closed (atomic writes;
+    With torch loaded (and ``torch._dynamo``, which ``torch.optim``'s own classes and ``--compile`` import) Python's
+    own shutdown took 1.5 s on a 2-core CPU, after everything cnnkit writes is already written, flushed and closed (atomic writes;
     a background drawing process is its own). So the exit status is returned with ``os._exit`` once standard
     output and error are flushed. ``main`` itself (tests, ``python -m cnnkit``) returns normally.
     """

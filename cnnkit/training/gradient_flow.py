@@ -34,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnkit.training.optim import SGD
+
 DEFAULT_MODELS = ("plain_deep", "residual_deep")
 
 
@@ -215,7 +217,7 @@ def _train_and_measure(name: str, config: GradientFlowConfig, x: torch.Tensor, y
     # 1. the gradient of every layer with the initial weights
     before, loss_init = layer_gradient_norms(model, probe_x, probe_y)
     # 2. a short training run: SGD with momentum over shuffled batches of the drawn images
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
+    optimizer = SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
     shuffle = torch.Generator().manual_seed(config.seed + 1)
     order = torch.randperm(len(y), generator=shuffle)
     losses = []

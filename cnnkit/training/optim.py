@@ -2,17 +2,68 @@
 
 Schedules are stepped once per batch and defined over the whole run
 (``epochs * steps_per_epoch``), so they can be rebuilt on resume.
+
+The optimizers are PyTorch's own classes (:data:`OPTIMIZERS`), each with the
+same arithmetic, state and ``state_dict`` format, less one thing eager
+training never uses: every ``torch.optim`` object calls through wrappers that
+import the compiler stack (``torch._dynamo``, SymPy) on first use, so that
+``torch.compile`` can trace around them. That import took 1.0-1.3 s of every
+``cnnkit train`` on an AMD EPYC with AVX512-BF16 and 2.1 s on one without
+(``docs/benchmarks.md``), before the first step. :func:`eager` calls the
+wrapped functions directly instead; a run that compiles its network
+(``--compile``) imports the stack anyway and loses nothing.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
 
 from cnnkit.training.config import TrainConfig
+
+OptimizerType = TypeVar("OptimizerType", bound=torch.optim.Optimizer)
+# the Optimizer methods that torch wraps with a lazy `import torch._dynamo` (torch._disable_dynamo)
+_HOOKED = ("add_param_group", "zero_grad", "state_dict", "load_state_dict")
+
+
+def eager(base: type[OptimizerType]) -> type[OptimizerType]:
+    """``base`` (a ``torch.optim`` class) calling its own step and bookkeeping without the compiler's wrappers.
+
+    The result is a subclass of ``base``: same constructor, same update, same ``state_dict``; a checkpoint of
+    one loads into the other. Where this PyTorch does not expose the wrapped functions (``__wrapped__``), the
+    result is ``base`` itself, unchanged.
+    """
+    raw = {name: getattr(getattr(torch.optim.Optimizer, name), "__wrapped__", None) for name in _HOOKED}
+    raw_step: Callable[..., Any] | None = getattr(base.step, "__wrapped__", None)
+    if raw_step is None or any(function is None for function in raw.values()):
+        return base
+
+    def step(self: torch.optim.Optimizer, *args: Any, **kwargs: Any) -> Any:
+        previous = torch.is_grad_enabled()
+        torch.set_grad_enabled(bool(self.defaults["differentiable"]))  # what torch's step wrapper does
+        try:
+            return raw_step(self, *args, **kwargs)
+        finally:
+            torch.set_grad_enabled(previous)
+
+    methods: dict[str, Any] = {name: function for name, function in raw.items()}
+    doc = f"``torch.optim.{base.__name__}`` without the compiler's wrappers (:func:`eager`); its arguments are that class's."
+    methods.update(step=step, __doc__=doc, __module__=__name__, __qualname__=base.__name__)
+    return type(base.__name__, (base,), methods)
+
+
+SGD = eager(torch.optim.SGD)
+Adagrad = eager(torch.optim.Adagrad)
+RMSprop = eager(torch.optim.RMSprop)
+Adam = eager(torch.optim.Adam)
+AdamW = eager(torch.optim.AdamW)
+OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {"sgd": SGD, "adagrad": Adagrad, "rmsprop": RMSprop,
+                                                      "adam": Adam, "adamw": AdamW}
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, object]]:
@@ -36,14 +87,14 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
     devices = {p.device.type for group in groups for p in group["params"]}  # type: ignore[attr-defined]
     fused = devices <= {"cpu", "cuda"}
     if config.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=config.momentum, nesterov=config.nesterov, fused=fused)
+        return SGD(groups, lr=lr, momentum=config.momentum, nesterov=config.nesterov, fused=fused)
     if config.optimizer == "adagrad":
-        return torch.optim.Adagrad(groups, lr=lr, fused=fused)
+        return Adagrad(groups, lr=lr, fused=fused)
     if config.optimizer == "rmsprop":
-        return torch.optim.RMSprop(groups, lr=lr, momentum=config.momentum)
+        return RMSprop(groups, lr=lr, momentum=config.momentum)
     if config.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=lr, fused=fused)
-    return torch.optim.AdamW(groups, lr=lr, fused=fused)
+        return Adam(groups, lr=lr, fused=fused)
+    return AdamW(groups, lr=lr, fused=fused)
 
 
 @dataclass(frozen=True)

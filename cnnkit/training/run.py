@@ -262,7 +262,7 @@ def _train(config: TrainConfig, runtime: Runtime, place: Distributed, quiet: boo
             described = summary(model, shape, name=card.name)
             described.notes[:0] = [ready.adapted] if ready.adapted else []
             run.write_text(SUMMARY, described.to_text())
-        with phase("optimizer"):  # mostly PyTorch importing torch._dynamo, which every torch.optim object does
+        with phase("optimizer"):  # the optimizer and its schedule (no torch._dynamo import: training.optim)
             state = new_state(model, config, runtime, len(train_set), place)
         return _fit(run, state, train_set, splits.evaluation, task, config, quiet, callbacks)
 

@@ -136,10 +136,10 @@ def train_linear_head(head: nn.Linear, train: tuple[torch.Tensor, torch.Tensor],
     from cnnkit.runtime import choose
     from cnnkit.tasks import Classify
     from cnnkit.training.loop import TrainState, fit, steps_per_epoch
-    from cnnkit.training.optim import Schedule, make_scheduler, parameter_groups
+    from cnnkit.training.optim import AdamW, Schedule, make_scheduler, parameter_groups
 
     steps = steps_per_epoch(len(train[1]), options.batch_size)
-    optimizer = torch.optim.AdamW(parameter_groups(head, weight_decay), lr=lr)
+    optimizer = AdamW(parameter_groups(head, weight_decay), lr=lr)
     scheduler = make_scheduler(optimizer, Schedule("onecycle", options.epochs), steps)
     state = TrainState(head, optimizer, scheduler, options, choose("cpu", "fp32", False), steps)
     fit(state, train, evaluation, None, Classify(), eval_split=eval_split, callbacks=callbacks)

@@ -34,7 +34,7 @@ from cnnkit.runtime import Runtime, choose
 from cnnkit.tasks import Classify
 from cnnkit.tasks.classify import evaluate_batches
 from cnnkit.training.loop import Callback, LoopOptions, TrainState, fit
-from cnnkit.training.optim import Schedule, make_scheduler
+from cnnkit.training.optim import AdamW, Schedule, make_scheduler
 from cnnkit.training.progress import Reporter
 from cnnkit.transfer.backbone import Base, load_base
 from cnnkit.transfer.config import Strategy, TransferConfig
@@ -273,7 +273,7 @@ def _train(net: TransferNet, strategy: Strategy, config: TransferConfig, train_s
     if strategy.kind == "extract":
         return history
     steps = -(-len(train_set) // config.batch_size)
-    optimizer = torch.optim.AdamW(discriminative_groups(net, config.lr, config.backbone_lr, config.weight_decay),
+    optimizer = AdamW(discriminative_groups(net, config.lr, config.backbone_lr, config.weight_decay),
                                   lr=config.lr)
     scheduler = make_scheduler(optimizer, Schedule("onecycle", config.epochs), steps)
     state = TrainState(net, optimizer, scheduler, _loop(config, config.epochs), runtime, steps)

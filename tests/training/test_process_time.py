@@ -29,15 +29,27 @@ def test_a_run_records_where_its_time_went(digits_run: TrainedRun) -> None:
     assert sum(phases.values()) <= timings["total"] + 0.05  # phases are disjoint stretches of the process
 
 
-def test_the_memory_check_and_training_do_not_import_sympy(digits_net: Path, tmp_path: Path) -> None:
-    """The meta-device forward pass imported SymPy (0.7 to 2 s); the capped real pass does not. (torch.optim's
-    step imports torch._dynamo, and SymPy with it, whatever cnnkit does: this checks cnnkit's own part.)"""
-    code = ("import sys\n"
+def test_the_memory_check_and_the_optimizers_do_not_import_the_compiler(digits_net: Path, tmp_path: Path) -> None:
+    """The meta-device forward pass imported SymPy (0.7 to 2 s); the capped real pass does not. torch.optim's
+    wrappers import torch._dynamo, and SymPy with it (1-2 s); cnnkit's optimizers (`training.optim.eager`) do not:
+    every optimizer takes steps under its schedule, saves and loads its state."""
+    code = ("import sys, torch\n"
             "from cnnkit import spec\n"
             "from cnnkit.memory import build_checked\n"
+            "from cnnkit.training import TrainConfig\n"
+            "from cnnkit.training.optim import Schedule, make_optimizer, make_scheduler\n"
             f"table = spec.load({str(digits_net)!r})\n"
             "source = {'kind': 'table', 'name': 'net', 'text': open(" + repr(str(digits_net)) + ").read()}\n"
             "model = build_checked(source, (1, 8, 8), 'net', (5,))\n"
+            "for kind in ('sgd', 'adagrad', 'rmsprop', 'adam', 'adamw'):\n"
+            "    optimizer = make_optimizer(model, TrainConfig(optimizer=kind))\n"
+            "    scheduler = make_scheduler(optimizer, Schedule('onecycle', 1), 3)\n"
+            "    for _ in range(3):\n"
+            "        optimizer.zero_grad()\n"
+            "        model(torch.rand(4, 1, 8, 8)).sum().backward()\n"
+            "        optimizer.step()\n"
+            "        scheduler.step()\n"
+            "    optimizer.load_state_dict(optimizer.state_dict())\n"
             "print(sorted(m for m in ('sympy', 'torch._dynamo') if m in sys.modules))\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.strip() == "[]", done.stderr

@@ -99,3 +99,31 @@ def test_auto_device_takes_cuda_then_mps_then_the_cpu(monkeypatch: pytest.Monkey
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
     monkeypatch.setattr(runtime, "mps_available", lambda: True)
     assert choose("auto").device.type == "cuda"  # a CUDA GPU first
+
+
+def test_a_cpu_capped_below_bf16_trains_in_fp32(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ONEDNN_MAX_CPU_ISA / ATEN_CPU_CAPABILITY below native bf16: bf16 would be emulated, so auto is fp32."""
+    import cnnkit.runtime as runtime
+
+    def has_bf16(env: dict[str, str]) -> bool:
+        for name in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY"):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        runtime.cpu_has_bf16.cache_clear()
+        try:
+            return runtime.cpu_has_bf16()
+        finally:
+            runtime.cpu_has_bf16.cache_clear()
+
+    native = has_bf16({})
+    assert native == any(flag in Path("/proc/cpuinfo").read_text() for flag in ("avx512_bf16", "amx_bf16"))
+    for env in ({"ONEDNN_MAX_CPU_ISA": "avx2"}, {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_VNNI"},
+                {"ATEN_CPU_CAPABILITY": "avx2"}, {"ATEN_CPU_CAPABILITY": "default"}):
+        assert has_bf16(env) is False, env
+    assert has_bf16({"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_AMX", "ATEN_CPU_CAPABILITY": "avx512"}) == native
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(runtime, "mps_available", lambda: False)
+    assert choose("auto").precision == "fp32"
+    runtime.cpu_has_bf16.cache_clear()
