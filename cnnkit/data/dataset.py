@@ -13,6 +13,7 @@ inside a loss function.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -60,6 +61,7 @@ class ImageDataset:
     object_masks: torch.Tensor | None = None  # (N, M, H, W) bool
     skipped: tuple[str, ...] = ()  # "path: reason" for each file left out by skip_bad_images
     fit: str = "crop"  # how image files were fitted to the size (cnnkit.images.ImagePrep): predict reads them so
+    mapped: str | None = None  # the pack file `images` is memory-mapped from (read on demand): subsets stay on disk
 
     def __post_init__(self) -> None:
         _check_dataset(self)
@@ -93,12 +95,21 @@ class ImageDataset:
         return torch.bincount(self.labels, minlength=self.num_classes).tolist()
 
     def subset(self, indices: torch.Tensor | np.ndarray | list[int], name: str | None = None) -> ImageDataset:
-        """The samples at ``indices`` (any order, repeats allowed), every per-sample tensor gathered alike."""
+        """The samples at ``indices`` (any order, repeats allowed), every per-sample tensor gathered alike.
+
+        The images of a memory-mapped dataset (``mapped``) are gathered into a file beside its pack and mapped in
+        turn (:func:`cnnkit.data.packed.gather`), so that a part of a pack larger than memory stays on disk."""
         index = torch.as_tensor(indices, dtype=torch.int64)
+        if self.mapped is None:
+            images = self.images[index]
+        else:
+            from cnnkit.data.packed import gather
+
+            images = gather(self.images, index, Path(self.mapped))
         return replace(
             self,
             name=self.name if name is None else name,
-            images=self.images[index],
+            images=images,
             labels=self.labels[index],
             boxes=None if self.boxes is None else self.boxes[index],
             masks=None if self.masks is None else self.masks[index],
@@ -111,9 +122,11 @@ class ImageDataset:
 
     def to(self, device: torch.device | str) -> ImageDataset:
         """The same dataset with its tensors on ``device`` (e.g. the whole of Fashion-MNIST on the GPU once)."""
+        images = self.images.to(device)
         return replace(
             self,
-            images=self.images.to(device),
+            images=images,
+            mapped=self.mapped if images is self.images else None,
             labels=self.labels.to(device),
             boxes=None if self.boxes is None else self.boxes.to(device),
             masks=None if self.masks is None else self.masks.to(device),

@@ -11,7 +11,8 @@ is read by :func:`cnnkit.images.decode` (converted to RGB or grey, its centre cu
 target aspect ratio and resized, bilinear, to ``image_size``), as ``cnnkit predict`` reads a file. Decompression bombs (more pixels
 than ``PIL.Image.MAX_IMAGE_PIXELS``) are refused. A file that is not an
 image or does not decode is a ValueError naming it, or, with
-``skip_bad_images=True``, left out and recorded in ``skipped``.
+``skip_bad_images=True``, left out and recorded in ``skipped``. A folder of
+2,048 files or more is decoded by worker processes (:mod:`cnnkit.data.decoding`).
 """
 
 from __future__ import annotations
@@ -20,17 +21,15 @@ import contextlib
 import os
 import tempfile
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
-from PIL import Image
 
 from cnnkit.data.dataset import DataSplits
-from cnnkit.images import EXTENSIONS, BadImage, decode
+from cnnkit.data.decoding import BATCH, decode_files
+from cnnkit.images import EXTENSIONS
 from cnnkit.progress import Ticker
 
 if TYPE_CHECKING:
@@ -57,9 +56,6 @@ def _list_files(class_dir: Path) -> list[Path]:
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         files += [Path(dirpath) / f for f in sorted(filenames) if not f.startswith(".")]
     return files
-
-
-CHUNK = 2048  # images decoded, converted and written at a time: memory does not grow with the folder
 
 
 @dataclass
@@ -105,39 +101,29 @@ def _plan_tree(root: Path, class_names: tuple[str, ...] | None) -> _Plan:
 
 def _decode_split(plan: _Plan, root: Path, size: tuple[int, int], skip_bad_images: bool,
                   writer: SplitWriter) -> None:
-    """Decode ``plan``'s files a chunk at a time into ``writer`` (RGB, with each image's stored-grey flag).
+    """Decode ``plan``'s files a batch at a time into ``writer`` (RGB, with each image's stored-grey flag).
 
-    Pillow releases the GIL while decoding and resizing, so threads decode in parallel. A file that does not
-    decode stops here with a ValueError naming it, or is left out and recorded (``skip_bad_images``).
+    A large folder is decoded by worker processes (:mod:`cnnkit.data.decoding`). A file that does not decode
+    stops here with a ValueError naming it, or is left out and recorded (``skip_bad_images``).
     """
-    def read(job: tuple[Path, int]) -> tuple[np.ndarray, bool, tuple[int, int]] | str:
-        try:
-            return decode(job[0], size)
-        except BadImage as error:
-            return str(error)
-
     writer.skipped += [f"{path}: not an image file" for path in plan.others]
-    with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool, \
-            Ticker(f"decoding image folder {root}", len(plan.jobs), "images") as ticker:
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # decode refuses such images itself
-        for start in range(0, len(plan.jobs), CHUNK):
-            chunk = plan.jobs[start:start + CHUNK]
-            pixels, greys, labels, files = [], [], [], []
-            for (path, label), result in zip(chunk, pool.map(read, chunk), strict=True):
+    paths = [path for path, _ in plan.jobs]
+    with Ticker(f"decoding image folder {root}", len(plan.jobs), "images") as ticker:
+        for start, batch in zip(range(0, len(paths), BATCH), decode_files(paths, size), strict=True):
+            jobs = plan.jobs[start:start + BATCH]
+            for position, reason in batch.errors.items():
+                path = jobs[position][0]
+                if not skip_bad_images:
+                    raise ValueError(
+                        f"image file {str(path)!r} {reason}; or pass skip_bad_images=True (--skip-bad-images) to "
+                        f"leave such files out. Received: a file of {path.stat().st_size} bytes")
+                writer.skipped.append(f"{path}: {reason}")
+            kept = [job for position, job in enumerate(jobs) if position not in batch.errors]
+            if kept:
+                writer.add(torch.from_numpy(batch.pixels).permute(0, 3, 1, 2), batch.greys,
+                           [label for _, label in kept], [str(path) for path, _ in kept])
+            for _ in jobs:  # one at a time, as the log's heartbeat counts them
                 ticker.advance()
-                if isinstance(result, str):
-                    if not skip_bad_images:
-                        raise ValueError(
-                            f"image file {str(path)!r} {result}; or pass skip_bad_images=True (--skip-bad-images) to "
-                            f"leave such files out. Received: a file of {path.stat().st_size} bytes")
-                    writer.skipped.append(f"{path}: {result}")
-                    continue
-                pixels.append(result[0])
-                greys.append(result[1])
-                labels.append(label)
-                files.append(str(path))
-            if pixels:
-                writer.add(torch.from_numpy(np.stack(pixels)).permute(0, 3, 1, 2), greys, labels, files)
     for directory in plan.dirs:
         if plan.class_names.index(directory.name) not in writer.labels:
             raise ValueError(

@@ -15,7 +15,10 @@ channels), and writes::
 ``numpy.memmap`` of the file seen as a torch tensor: nothing is read until a
 batch gathers its images, so a pack larger than memory trains too (the
 operating system keeps what fits in its page cache), and each process of a
-distributed run reads only the images of its own shard.
+distributed run reads only the images of its own shard. A part cut from such a
+pack (``--val-split``, ``--classes``, ``--train-per-class``) is copied into an
+unlinked file beside it and mapped in turn (:func:`gather`), never gathered
+into memory.
 
 Why raw arrays and not WebDataset tar shards: cnnkit shuffles every epoch,
 which wants random access to any image; with fixed-size decoded images that is
@@ -231,7 +234,38 @@ def _split(folder: Path, split: str, manifest: dict[str, Any], in_memory: bool, 
         raise ValueError(f"{folder / f'{split}.labels.npy'}: {labels.shape} {labels.dtype}, not {count} int64 labels")
     name, source = (str(info["name"]), str(info["source"])) if as_decoded else (f"packed/{split}", str(folder))
     return ImageDataset(torch.from_numpy(pixels), torch.from_numpy(labels), tuple(manifest["class_names"]), name,
-                        source, files=tuple(info["files"]) or None, skipped=tuple(info.get("skipped", ())))
+                        source, files=tuple(info["files"]) or None, skipped=tuple(info.get("skipped", ())),
+                        mapped=None if in_memory else str(path))
+
+
+SUBSET_IN_MEMORY_BYTES = 16 << 20  # a part of a mapped pack smaller than this is simply gathered into memory
+
+
+def gather(images: torch.Tensor, index: torch.Tensor, pack_file: Path) -> torch.Tensor:
+    """``images[index]`` for images memory-mapped from ``pack_file``, without holding them in memory.
+
+    What ``--val-split``, ``--classes`` and ``--train-per-class`` cut from a pack larger than memory: the
+    chosen images are copied a chunk at a time into an anonymous file beside the pack (created unlinked, so it
+    is gone with the process, whatever happens) and that file is mapped in turn. Below
+    :data:`SUBSET_IN_MEMORY_BYTES`, or where no file can be written there or in the temporary folder, they are
+    gathered into memory as for any dataset. ``images``: ``(N, C, H, W) uint8``; ``index``: ``(M,) int64``;
+    returns ``(M, C, H, W) uint8``.
+    """
+    shape = (int(index.shape[0]), *images.shape[1:])
+    if int(np.prod(shape)) < SUBSET_IN_MEMORY_BYTES:
+        return images[index]
+    for folder in (pack_file.parent, Path(tempfile.gettempdir())):
+        try:
+            with tempfile.TemporaryFile(dir=folder, prefix=".cnnkit-subset-") as handle:
+                rows = max(1, (16 << 20) // max(int(np.prod(shape[1:])), 1))  # 16 MB of images at a time
+                for start in range(0, shape[0], rows):
+                    handle.write(images.index_select(0, index[start:start + rows]).numpy().tobytes())
+                handle.flush()
+                pixels = np.memmap(handle, dtype=np.uint8, mode="c", shape=shape)  # the map keeps the file open
+        except OSError:  # read-only, full: the next place, then memory
+            continue
+        return torch.from_numpy(pixels)
+    return images[index]
 
 
 def load_packed(folder: str | Path, in_memory: bool | None = None, as_decoded: bool = False,

@@ -128,3 +128,45 @@ def test_bad_packs_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "takes a class-folder tree, folder:PATH" in capsys.readouterr().err
     assert main(["data", "pack", f"folder:{root}", "--out", str(root / "train")]) == 2  # never over other files
     assert "is not a pack" in capsys.readouterr().err and (root / "train" / "class0" / "0.jpg").exists()
+
+
+def test_a_part_cut_from_a_mapped_pack_stays_on_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """--val-split, --classes and --train-per-class cut a memory-mapped pack into unlinked files beside it, mapped
+    in turn: the images are those the same cut of the pack in memory gives, and nothing stays behind."""
+    import cnnkit.data.packed as packed
+    from cnnkit.data.catalog import refine
+
+    root = _folder(tmp_path / "photos", per_class=30)
+    pack = tmp_path / "p.cnnkit"
+    assert main(["data", "pack", f"folder:{root}", "--image-size", "16", "--out", str(pack)]) == 0
+    capsys.readouterr()
+    before = sorted(p.name for p in pack.iterdir())
+    monkeypatch.setattr(packed, "SUBSET_IN_MEMORY_BYTES", 0)  # every cut to disk, however small
+    cut = {"val_split": 0.25, "seed": 4, "classes": ["class0", "class2"], "train_per_class": 10}
+    mapped = refine(load_packed(pack, in_memory=False), "packed", **cut)  # type: ignore[arg-type]
+    held = refine(load_packed(pack, in_memory=True), "packed", **cut)  # type: ignore[arg-type]
+    assert len(mapped.train) == 20 and mapped.val is not None and len(mapped.val) == 16
+    for ours, theirs in ((mapped.train, held.train), (mapped.val, held.val), (mapped.test, held.test)):
+        assert ours is not None and theirs is not None
+        assert torch.equal(ours.images, theirs.images) and torch.equal(ours.labels, theirs.labels)
+        assert ours.files == theirs.files and ours.class_names == theirs.class_names == ("class0", "class2")
+        assert ours.mapped == str(pack / ("test.images" if ours is mapped.test else "train.images"))
+        assert not ours.images.untyped_storage().resizable()  # a file's pages, not an allocation
+        assert theirs.mapped is None and theirs.images.untyped_storage().resizable()
+    assert sorted(p.name for p in pack.iterdir()) == before  # the cut files have no name: gone with the process
+    # the same run either way: a pack read on demand with --val-split trains as the folder decoded into memory
+    table = tmp_path / "net.txt"
+    table.write_text(TABLE)
+    results = {}
+    for name, data in (("folder", f"folder:{root}"), ("packed", f"packed:{pack}")):
+        options = ["--image-size", "16"] if name == "folder" else []
+        assert main(["train", "--model", str(table), "--data", data, *options, "--val-split", "0.25", "--epochs", "2",
+                     "--batch-size", "16", "--precision", "fp32", "--seed", "3", "--out", str(tmp_path / name),
+                     "--json", "--no-report", "--no-evaluate"]) == 0
+        capsys.readouterr()
+        results[name] = [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+    for mine, theirs in zip(results["packed"], results["folder"], strict=True):
+        for key in ("train_loss", "val_loss", "val_accuracy"):
+            assert mine[key] == theirs[key], key
+    assert results["packed"][-1]["val_accuracy"] > 0.6
