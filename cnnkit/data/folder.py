@@ -172,12 +172,14 @@ def load_folder(path: str | Path, image_size: tuple[int, int] | None = None, gra
     _check_root(root, path)
     size = image_size or DEFAULT_SIZE
     cached = packed.cache_path(root, size, grayscale, skip_bad_images)
-    files = [] if cached is None else packed.listing(root)
-    manifest = None if cached is None else packed.current_manifest(cached, root, files)
-    if cached is not None and manifest is not None:
-        with contextlib.suppress(ValueError, OSError):  # a damaged pack: decoded again below, and replaced
-            return packed.load_packed(cached, as_decoded=True, manifest=manifest)
-    if cached is not None:
+    if cached is None:
+        return decode_folder(root, size, grayscale, skip_bad_images)
+    with packed.cache_lock(cached):  # processes reading the folder at once (torchrun's ranks) pack it once
+        files = packed.listing(root)
+        manifest = packed.current_manifest(cached, root, files)
+        if manifest is not None:
+            with contextlib.suppress(ValueError, OSError):  # a damaged pack: decoded again below, and replaced
+                return packed.load_packed(cached, as_decoded=True, manifest=manifest)
         try:
             pack_folder(root, size, grayscale, skip_bad_images, cached, files)
         except OSError:  # a read-only or full cache: the pack is only a shortcut

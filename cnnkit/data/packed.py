@@ -41,7 +41,9 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +92,42 @@ def cache_path(root: Path, size: tuple[int, int], grayscale: bool | None, skip_b
 
     folder = cache_folder()
     return None if folder is None else folder / "packed" / f"{root.name}.{_key(root, size, grayscale, skip_bad_images)}"
+
+
+@contextlib.contextmanager
+def cache_lock(pack: Path) -> Iterator[None]:
+    """Hold ``PACK.lock`` beside the cached pack ``pack`` (``fcntl.flock``) for the ``with`` block.
+
+    Processes that read the same folder at once (the ranks of a ``torchrun``, two terminals) then pack it once:
+    the first packs, the others wait (and say so), then find the pack current and read it. Where no lock can be
+    taken (no ``fcntl``, a read-only cache, a file system without locks) the block runs without one, as before.
+    """
+    try:
+        import fcntl
+
+        pack.parent.mkdir(parents=True, exist_ok=True)
+        handle = (pack.parent / f"{pack.name}.lock").open("a")
+    except (ImportError, OSError):
+        handle = None
+    if handle is None:
+        yield
+        return
+    with handle:
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                print(f"another process is packing this folder into {pack}; waiting for it", file=sys.stderr,
+                      flush=True)
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            locked = True
+        except OSError:
+            locked = False
+        try:
+            yield
+        finally:
+            if locked:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class SplitWriter:

@@ -170,3 +170,44 @@ def test_a_part_cut_from_a_mapped_pack_stays_on_disk(tmp_path: Path, monkeypatch
         for key in ("train_loss", "val_loss", "val_accuracy"):
             assert mine[key] == theirs[key], key
     assert results["packed"][-1]["val_accuracy"] > 0.6
+
+
+def test_processes_reading_one_folder_at_once_pack_it_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """torchrun's ranks load an uncached folder at the same moment: one packs it, the others wait for that pack
+    and read it. (Two threads here: their separate opens of the lock file exclude each other as two processes'
+    do.)"""
+    import threading
+    import time
+
+    import cnnkit.data.folder as folder
+
+    root = _folder(tmp_path / "photos")
+    monkeypatch.setenv("CNNKIT_CACHE", str(tmp_path / "cache"))
+    packing = threading.Event()
+    calls: list[Path] = []
+    real = folder.pack_folder
+
+    def slow(*args: object, **kwargs: object) -> Path:
+        calls.append(Path(str(args[0])))
+        packing.set()
+        time.sleep(1.0)  # long enough for the other reader to arrive while this one packs
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(folder, "pack_folder", slow)
+    results = {}
+
+    def read(name: str) -> None:
+        results[name] = load(f"folder:{root}", image_size=16)
+
+    first = threading.Thread(target=read, args=("first",))
+    first.start()
+    assert packing.wait(30)
+    second = threading.Thread(target=read, args=("second",))
+    second.start()
+    first.join(60)
+    second.join(60)
+    assert calls == [root]  # packed once
+    assert torch.equal(results["first"].train.images, results["second"].train.images)
+    assert results["second"].train.files == results["first"].train.files
+    assert "another process is packing this folder into" in capsys.readouterr().err
