@@ -61,7 +61,7 @@ class ImageDataset:
     object_masks: torch.Tensor | None = None  # (N, M, H, W) bool
     skipped: tuple[str, ...] = ()  # "path: reason" for each file left out by skip_bad_images
     fit: str = "crop"  # how image files were fitted to the size (cnnkit.images.ImagePrep): predict reads them so
-    mapped: str | None = None  # the pack file `images` is memory-mapped from (read on demand): subsets stay on disk
+    mapped: str | None = None  # the pack file `images` come from, read on demand: subsets are cut beside it, on disk
 
     def __post_init__(self) -> None:
         _check_dataset(self)
@@ -98,7 +98,8 @@ class ImageDataset:
         """The samples at ``indices`` (any order, repeats allowed), every per-sample tensor gathered alike.
 
         The images of a memory-mapped dataset (``mapped``) are gathered into a file beside its pack and mapped in
-        turn (:func:`cnnkit.data.packed.gather`), so that a part of a pack larger than memory stays on disk."""
+        turn (:func:`cnnkit.data.packed.gather`), so that a part of a pack larger than memory stays on disk
+        (small parts, under 16 MB, are gathered into memory)."""
         index = torch.as_tensor(indices, dtype=torch.int64)
         if self.mapped is None:
             images = self.images[index]

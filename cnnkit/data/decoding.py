@@ -13,6 +13,7 @@ decoder) or stops answering is a ValueError that names the files it was reading,
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import warnings
 from collections.abc import Iterator, Sequence
@@ -52,7 +53,9 @@ class _Files(torch.utils.data.Dataset[tuple[np.ndarray, bool] | str]):
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, bool] | str:
         try:
-            pixels, grey, _ = decode(self.paths[index], self.size)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # decode refuses such images itself
+                pixels, grey, _ = decode(self.paths[index], self.size)
         except BadImage as error:
             return str(error)
         return pixels, grey
@@ -71,8 +74,12 @@ class _Collate:
         return Decoded(pixels, [grey for _, grey in decoded], errors)
 
 
-def _quiet_worker(_: int) -> None:
-    warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # decode refuses such images itself
+def can_fork() -> bool:
+    """Whether this process may start forked workers: the fork start method exists (Linux; not Windows) and this
+    is not itself a daemonic worker (a DataLoader's or a Pool's), which may not have children. Forked workers
+    start in milliseconds with everything imported; spawned ones would import torch again."""
+    return ("fork" in multiprocessing.get_all_start_methods() and not multiprocessing.current_process().daemon
+            and torch.utils.data.get_worker_info() is None)
 
 
 def worker_count(files: int) -> int:
@@ -83,8 +90,8 @@ def worker_count(files: int) -> int:
         if not given.isdigit():
             raise ValueError(f"{_WORKERS_ENV} must be a whole number of worker processes (0: none). "
                              f"Received: {given!r}")
-        return int(given)
-    if files < WORKERS_FROM:
+        return int(given) if can_fork() else 0
+    if files < WORKERS_FROM or not can_fork():
         return 0
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return min(cores, 8) if cores > 1 else 0
@@ -99,23 +106,32 @@ def decode_files(paths: Sequence[Path], size: tuple[int, int], workers: int | No
     count = worker_count(len(paths)) if workers is None else workers
     dataset, collate = _Files(paths, size), _Collate(size)
     if count == 0:
-        with warnings.catch_warnings():
-            _quiet_worker(0)
-            for start in range(0, len(paths), BATCH):
-                yield collate([dataset[i] for i in range(start, min(start + BATCH, len(paths)))])
+        for start in range(0, len(paths), BATCH):
+            yield collate([dataset[i] for i in range(start, min(start + BATCH, len(paths)))])
         return
     loader = torch.utils.data.DataLoader(dataset, batch_size=BATCH, num_workers=count, collate_fn=collate,
-                                         worker_init_fn=_quiet_worker, timeout=TIMEOUT_S, prefetch_factor=2)
+                                         timeout=TIMEOUT_S, prefetch_factor=2, multiprocessing_context="fork")
     done = 0
     try:
         for batch in loader:
             yield batch
             done += 1
-    except RuntimeError as error:  # torch's words for a worker killed by a signal, or one that timed out
-        if "DataLoader" not in str(error):
-            raise
-        first, last = done * BATCH, min((done + 2 * count) * BATCH, len(paths)) - 1
-        raise ValueError(
-            f"decoding images: a worker process stopped ({str(error).splitlines()[0]}) while reading the files "
-            f"from {str(paths[first])!r} to {str(paths[last])!r}; one of them may crash or stall the image decoder: move it "
-            f"out of the folder, or set {_WORKERS_ENV}=0 to decode in this process and find it") from None
+    except RuntimeError as error:
+        raise stopped(error, paths, done * BATCH, count) from None
+
+
+def stopped(error: RuntimeError, paths: Sequence[Path], first: int, workers: int) -> ValueError:
+    """The error for a worker killed by a signal or silent past :data:`TIMEOUT_S` (``error``: torch's words for
+    it), naming the files that were in flight from ``paths[first]`` on; another RuntimeError is raised as it is.
+
+    torch reports a killed worker from its SIGCHLD handler, wherever the main thread is at that moment, so a
+    caller that does more than iterate (:func:`cnnkit.data.folder._decode_split` writes each batch) catches it
+    around its whole loop too and calls this."""
+    if "DataLoader" not in str(error):
+        raise error
+    first = min(first, len(paths) - 1)
+    last = min(first + 2 * max(workers, 1) * BATCH, len(paths)) - 1
+    return ValueError(
+        f"decoding images: a worker process stopped ({str(error).splitlines()[0]}) while reading the files from "
+        f"{str(paths[first])!r} to {str(paths[last])!r}; one of them may crash or stall the image decoder: move it "
+        f"out of the folder, or set {_WORKERS_ENV}=0 to decode in this process and find it")

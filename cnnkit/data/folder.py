@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from cnnkit.data.dataset import DataSplits
-from cnnkit.data.decoding import BATCH, decode_files
+from cnnkit.data.decoding import BATCH, decode_files, stopped, worker_count
 from cnnkit.images import EXTENSIONS
 from cnnkit.progress import Ticker
 
@@ -99,6 +99,26 @@ def _plan_tree(root: Path, class_names: tuple[str, ...] | None) -> _Plan:
     return _Plan(jobs, others, names, dirs)
 
 
+def _write_batches(plan: _Plan, paths: list[Path], size: tuple[int, int], skip_bad_images: bool,
+                   writer: SplitWriter, ticker: Ticker) -> None:
+    """Each decoded batch of ``plan``'s files into ``writer``; bad files named or recorded (``skip_bad_images``)."""
+    for start, batch in zip(range(0, len(paths), BATCH), decode_files(paths, size), strict=True):
+        jobs = plan.jobs[start:start + BATCH]
+        for position, reason in batch.errors.items():
+            path = jobs[position][0]
+            if not skip_bad_images:
+                raise ValueError(
+                    f"image file {str(path)!r} {reason}; or pass skip_bad_images=True (--skip-bad-images) to "
+                    f"leave such files out. Received: a file of {path.stat().st_size} bytes")
+            writer.skipped.append(f"{path}: {reason}")
+        kept = [job for position, job in enumerate(jobs) if position not in batch.errors]
+        if kept:
+            writer.add(torch.from_numpy(batch.pixels).permute(0, 3, 1, 2), batch.greys,
+                       [label for _, label in kept], [str(path) for path, _ in kept])
+        for _ in jobs:  # one at a time, as the log's heartbeat counts them
+            ticker.advance()
+
+
 def _decode_split(plan: _Plan, root: Path, size: tuple[int, int], skip_bad_images: bool,
                   writer: SplitWriter) -> None:
     """Decode ``plan``'s files a batch at a time into ``writer`` (RGB, with each image's stored-grey flag).
@@ -109,21 +129,10 @@ def _decode_split(plan: _Plan, root: Path, size: tuple[int, int], skip_bad_image
     writer.skipped += [f"{path}: not an image file" for path in plan.others]
     paths = [path for path, _ in plan.jobs]
     with Ticker(f"decoding image folder {root}", len(plan.jobs), "images") as ticker:
-        for start, batch in zip(range(0, len(paths), BATCH), decode_files(paths, size), strict=True):
-            jobs = plan.jobs[start:start + BATCH]
-            for position, reason in batch.errors.items():
-                path = jobs[position][0]
-                if not skip_bad_images:
-                    raise ValueError(
-                        f"image file {str(path)!r} {reason}; or pass skip_bad_images=True (--skip-bad-images) to "
-                        f"leave such files out. Received: a file of {path.stat().st_size} bytes")
-                writer.skipped.append(f"{path}: {reason}")
-            kept = [job for position, job in enumerate(jobs) if position not in batch.errors]
-            if kept:
-                writer.add(torch.from_numpy(batch.pixels).permute(0, 3, 1, 2), batch.greys,
-                           [label for _, label in kept], [str(path) for path, _ in kept])
-            for _ in jobs:  # one at a time, as the log's heartbeat counts them
-                ticker.advance()
+        try:
+            _write_batches(plan, paths, size, skip_bad_images, writer, ticker)
+        except RuntimeError as error:  # a worker killed while this loop wrote a batch (decoding.stopped)
+            raise stopped(error, paths, ticker.done, worker_count(len(paths))) from None
     for directory in plan.dirs:
         if plan.class_names.index(directory.name) not in writer.labels:
             raise ValueError(
@@ -174,11 +183,15 @@ def load_folder(path: str | Path, image_size: tuple[int, int] | None = None, gra
     cached = packed.cache_path(root, size, grayscale, skip_bad_images)
     if cached is None:
         return decode_folder(root, size, grayscale, skip_bad_images)
-    with packed.cache_lock(cached):  # processes reading the folder at once (torchrun's ranks) pack it once
+    manifest = packed.current_manifest(cached, root, packed.listing(root))
+    if manifest is not None:  # the usual case, read without waiting for anyone
+        with contextlib.suppress(ValueError, OSError):  # a damaged pack: decoded again below, and replaced
+            return packed.load_packed(cached, as_decoded=True, manifest=manifest)
+    with packed.cache_lock(cached):  # processes packing the folder at once (torchrun's ranks) pack it once
         files = packed.listing(root)
-        manifest = packed.current_manifest(cached, root, files)
+        manifest = packed.current_manifest(cached, root, files)  # again: another process may have packed it
         if manifest is not None:
-            with contextlib.suppress(ValueError, OSError):  # a damaged pack: decoded again below, and replaced
+            with contextlib.suppress(ValueError, OSError):
                 return packed.load_packed(cached, as_decoded=True, manifest=manifest)
         try:
             pack_folder(root, size, grayscale, skip_bad_images, cached, files)

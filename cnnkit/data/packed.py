@@ -17,8 +17,9 @@ batch gathers its images, so a pack larger than memory trains too (the
 operating system keeps what fits in its page cache), and each process of a
 distributed run reads only the images of its own shard. A part cut from such a
 pack (``--val-split``, ``--classes``, ``--train-per-class``) is copied into an
-unlinked file beside it and mapped in turn (:func:`gather`), never gathered
-into memory.
+unlinked file beside it and mapped in turn (:func:`gather`), not gathered into
+memory (but for parts under 16 MB, or with a warning where nothing can be
+written beside the pack).
 
 Why raw arrays and not WebDataset tar shards: cnnkit shuffles every epoch,
 which wants random access to any image; with fixed-size decoded images that is
@@ -43,6 +44,7 @@ import os
 import shutil
 import sys
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -284,26 +286,29 @@ def gather(images: torch.Tensor, index: torch.Tensor, pack_file: Path) -> torch.
 
     What ``--val-split``, ``--classes`` and ``--train-per-class`` cut from a pack larger than memory: the
     chosen images are copied a chunk at a time into an anonymous file beside the pack (created unlinked, so it
-    is gone with the process, whatever happens) and that file is mapped in turn. Below
-    :data:`SUBSET_IN_MEMORY_BYTES`, or where no file can be written there or in the temporary folder, they are
-    gathered into memory as for any dataset. ``images``: ``(N, C, H, W) uint8``; ``index``: ``(M,) int64``;
-    returns ``(M, C, H, W) uint8``.
+    is gone with the process, whatever happens) and that file is mapped in turn. A part smaller than
+    :data:`SUBSET_IN_MEMORY_BYTES` is gathered into memory as for any dataset; so is a larger one where no file
+    can be written beside the pack (read-only, full), with a warning that says how much and why. (Not the
+    temporary folder instead: it is often in memory itself.) ``images``: ``(N, C, H, W) uint8``; ``index``:
+    ``(M,) int64``, negative counting from the end; returns ``(M, C, H, W) uint8``.
     """
     shape = (int(index.shape[0]), *images.shape[1:])
-    if int(np.prod(shape)) < SUBSET_IN_MEMORY_BYTES:
+    size = int(np.prod(shape))
+    if size < SUBSET_IN_MEMORY_BYTES:
         return images[index]
-    for folder in (pack_file.parent, Path(tempfile.gettempdir())):
-        try:
-            with tempfile.TemporaryFile(dir=folder, prefix=".cnnkit-subset-") as handle:
-                rows = max(1, (16 << 20) // max(int(np.prod(shape[1:])), 1))  # 16 MB of images at a time
-                for start in range(0, shape[0], rows):
-                    handle.write(images.index_select(0, index[start:start + rows]).numpy().tobytes())
-                handle.flush()
-                pixels = np.memmap(handle, dtype=np.uint8, mode="c", shape=shape)  # the map keeps the file open
-        except OSError:  # read-only, full: the next place, then memory
-            continue
-        return torch.from_numpy(pixels)
-    return images[index]
+    index = torch.where(index < 0, index + images.shape[0], index)  # as images[index] reads negative indices
+    try:
+        with tempfile.TemporaryFile(dir=pack_file.parent, prefix=".cnnkit-subset-") as handle:
+            rows = max(1, (16 << 20) // max(int(np.prod(shape[1:])), 1))  # 16 MB of images at a time
+            for start in range(0, shape[0], rows):
+                handle.write(images.index_select(0, index[start:start + rows]).numpy().tobytes())
+            handle.flush()
+            pixels = np.memmap(handle, dtype=np.uint8, mode="c", shape=shape)  # the map keeps the file open
+    except OSError as error:
+        warnings.warn(f"{pack_file.parent}: cannot write the {size / 1e6:,.0f} MB of images cut from this pack beside "
+                      f"it ({error}); holding them in memory instead", UserWarning, stacklevel=3)
+        return images[index]
+    return torch.from_numpy(pixels)
 
 
 def load_packed(folder: str | Path, in_memory: bool | None = None, as_decoded: bool = False,

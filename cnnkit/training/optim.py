@@ -16,6 +16,8 @@ wrapped functions directly instead; a run that compiles its network
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,10 +41,13 @@ def eager(base: type[OptimizerType]) -> type[OptimizerType]:
     result is ``base`` itself, unchanged.
     """
     raw = {name: getattr(getattr(torch.optim.Optimizer, name), "__wrapped__", None) for name in _HOOKED}
-    raw_step: Callable[..., Any] | None = getattr(base.step, "__wrapped__", None)
-    if raw_step is None or any(function is None for function in raw.values()):
+    # every wrapper down to the class's own step: torch also wraps it for the profiler once an object of the class
+    # exists, whoever built that object first
+    raw_step: Callable[..., Any] = inspect.unwrap(base.step)
+    if raw_step is base.step or any(function is None for function in raw.values()):
         return base
 
+    @functools.wraps(raw_step)
     def step(self: torch.optim.Optimizer, *args: Any, **kwargs: Any) -> Any:
         previous = torch.is_grad_enabled()
         torch.set_grad_enabled(bool(self.defaults["differentiable"]))  # what torch's step wrapper does

@@ -95,6 +95,43 @@ def test_a_worker_that_dies_or_hangs_is_named_and_leaves_nothing(tmp_path: Path,
     assert not out.exists()
 
 
+def test_a_worker_killed_while_a_batch_is_written_is_named_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """torch raises a dead worker's error wherever the main thread is: here while it writes a batch."""
+    import cnnkit.data.packed as packed
+
+    root = _photos(tmp_path / "photos", per_class=100)
+    monkeypatch.setenv("CNNKIT_DECODE_WORKERS", "2")
+    victim = root / "class2" / "12.jpg"
+    real, real_add = decode, packed.SplitWriter.add
+
+    def crash(path: Path, size: tuple[int, int], *args: object) -> object:
+        if path == victim:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(path, size)
+
+    def slow_add(self: packed.SplitWriter, *args: object) -> None:
+        time.sleep(1.5)  # the worker dies meanwhile
+        real_add(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(decoding, "decode", crash)
+    monkeypatch.setattr(packed.SplitWriter, "add", slow_add)
+    assert main(["data", "pack", f"folder:{root}", "--image-size", "16", "--out", str(tmp_path / "p")]) == 2
+    error = capsys.readouterr().err
+    assert "a worker process stopped" in error and "Traceback" not in error and len(error.strip().splitlines()) == 1
+    assert not (tmp_path / "p").exists()
+
+
+def test_no_workers_inside_a_daemonic_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A DataLoader's or a Pool's worker may not start processes: it decodes by itself."""
+    import multiprocessing
+
+    monkeypatch.setattr(multiprocessing.current_process(), "daemon", True)
+    assert decoding.worker_count(100_000) == 0
+    monkeypatch.setenv("CNNKIT_DECODE_WORKERS", "2")
+    assert decoding.worker_count(10) == 0
+
+
 def test_how_many_workers() -> None:
     assert decoding.worker_count(10) == 0  # a small folder: this process
     cores = len(os.sched_getaffinity(0))

@@ -155,6 +155,19 @@ def test_a_part_cut_from_a_mapped_pack_stays_on_disk(tmp_path: Path, monkeypatch
         assert not ours.images.untyped_storage().resizable()  # a file's pages, not an allocation
         assert theirs.mapped is None and theirs.images.untyped_storage().resizable()
     assert sorted(p.name for p in pack.iterdir()) == before  # the cut files have no name: gone with the process
+    whole = load_packed(pack, in_memory=False).train
+    backwards = torch.arange(-1, -len(whole) - 1, -1)  # negative indices, as images[index] reads them
+    assert torch.equal(whole.subset(backwards).images, whole.images.flip(0))
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patch:  # nothing can be written beside the pack: held in memory, and said so
+        patch.setattr(packed.tempfile, "TemporaryFile", full)
+        with pytest.warns(UserWarning, match=r"cannot write the .* MB of images cut from this pack beside it "
+                                             r"\(\[Errno 28\] No space left on device\); holding them in memory"):
+            fallback = whole.subset(torch.arange(0, len(whole), 2))
+    assert torch.equal(fallback.images, whole.images[::2])
     # the same run either way: a pack read on demand with --val-split trains as the folder decoded into memory
     table = tmp_path / "net.txt"
     table.write_text(TABLE)

@@ -91,7 +91,22 @@ def test_a_step_takes_no_gradient_and_keeps_the_callers_grad_mode() -> None:
     optimizer = OPTIMIZERS["sgd"](net.parameters(), lr=0.1)
     net(torch.randn(2, 1, 8, 8)).sum().backward()
     with torch.enable_grad():
-        optimizer.step()
+        optimizer.step()  # an in-place update of a leaf that requires grad raises unless the step disabled grad
         assert torch.is_grad_enabled()
-    assert all(p.grad_fn is None for p in net.parameters())
     assert eager(torch.optim.SGD).__name__ == "SGD" and issubclass(eager(torch.optim.SGD), torch.optim.SGD)
+
+
+def test_a_stock_optimizer_built_first_does_not_bring_the_wrappers_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch wraps a class's step for the profiler when its first object is built: eager unwraps all of it."""
+    import torch._dynamo
+
+    net = _network()
+    stock = torch.optim.Adam(net.parameters(), lr=0.1)  # wraps torch.optim.Adam.step once more
+    ours = eager(torch.optim.Adam)(net.parameters(), lr=0.1)
+    breaks: list[int] = []
+    monkeypatch.setattr(torch._dynamo, "graph_break", lambda: breaks.append(1))
+    net(torch.randn(2, 1, 8, 8)).sum().backward()
+    ours.step()
+    assert breaks == []  # none of torch's compiler wrappers ran
+    stock.step()
+    assert breaks  # the spy sees them where they run
