@@ -84,7 +84,8 @@ def can_fork() -> bool:
 
 def worker_count(files: int) -> int:
     """Worker processes for ``files`` files: ``$CNNKIT_DECODE_WORKERS`` when set, else none below
-    :data:`WORKERS_FROM` files and one per usable core (at most 8) above."""
+    :data:`WORKERS_FROM` files and one per usable core (at most 8; under ``torchrun``, the cores shared among
+    this machine's processes) above; none where this process may not fork (:func:`can_fork`)."""
     given = os.environ.get(_WORKERS_ENV, "").strip()
     if given:
         if not given.isdigit():
@@ -94,6 +95,8 @@ def worker_count(files: int) -> int:
     if files < WORKERS_FROM or not can_fork():
         return 0
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    local = os.environ.get("LOCAL_WORLD_SIZE", "1")  # torchrun's processes on this machine share its cores
+    cores //= max(int(local), 1) if local.isdigit() else 1
     return min(cores, 8) if cores > 1 else 0
 
 

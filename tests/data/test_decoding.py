@@ -137,6 +137,9 @@ def test_how_many_workers() -> None:
     cores = len(os.sched_getaffinity(0))
     assert decoding.worker_count(100_000) == (min(cores, 8) if cores > 1 else 0)
     with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LOCAL_WORLD_SIZE", "2")  # two torchrun processes on this machine: half the cores each
+        assert decoding.worker_count(100_000) == (min(cores // 2, 8) if cores // 2 > 1 else 0)
+        patch.delenv("LOCAL_WORLD_SIZE")
         patch.setenv("CNNKIT_DECODE_WORKERS", "3")
         assert decoding.worker_count(10) == 3
         patch.setenv("CNNKIT_DECODE_WORKERS", "two")
