@@ -28,8 +28,10 @@ other ways cnnkit touches image files.
 
 from __future__ import annotations
 
+import contextlib
 import io
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -190,6 +192,15 @@ def open_upright(path: Path, *, max_pixels: int | None = None,
     except _DECODE_ERRORS as error:
         raise BadImage(f"cannot be decoded as an image ({type(error).__name__}: {error})") from error
     return decoded, grey
+
+
+@contextlib.contextmanager
+def bomb_warning_silenced() -> Iterator[None]:
+    """Pillow's DecompressionBombWarning off inside the block: :func:`open_upright` refuses such images itself,
+    with its own reason. (``warnings`` filters are process-wide: for one thread, or a worker process.)"""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        yield
 
 
 def decode(path: Path, size: tuple[int, int], fit: Fit = "crop",

@@ -26,9 +26,9 @@ import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 
 from cnnkit import models
-from cnnkit.cli import whole_number
+from cnnkit.cli import figure_file, whole_number
 from cnnkit.data import load
-from cnnkit.explain.panels import check_figure_path, pyplot, save_figure
+from cnnkit.explain.panels import pyplot, save_figure
 from cnnkit.models.autoencoder import ConvAutoencoder
 
 
@@ -147,12 +147,8 @@ def main() -> None:
     parser.add_argument("--train-per-class", type=whole_number(1), default=Config.train_per_class)
     parser.add_argument("--epochs", type=whole_number(1), default=Config.epochs)
     parser.add_argument("--seed", type=whole_number(0), default=Config.seed)
-    parser.add_argument("--out", default="demo-autoencoder.png", help="the figure, PNG or SVG")
+    parser.add_argument("--out", type=figure_file("out"), default="demo-autoencoder.png", help="the figure, PNG or SVG")
     args = parser.parse_args()
-    try:
-        check_figure_path(args.out, "out")  # before the work, not after
-    except (ValueError, FileNotFoundError) as error:
-        parser.error(str(error))
     config = Config(held_out=args.held_out, train_per_class=args.train_per_class, epochs=args.epochs, seed=args.seed)
     start = time.perf_counter()
     torch.manual_seed(config.seed)

@@ -27,8 +27,8 @@ from sklearn.datasets import make_blobs, make_circles, make_moons
 from sklearn.model_selection import train_test_split
 from torch import nn
 
-from cnnkit.cli import whole_number
-from cnnkit.explain.panels import check_figure_path, pyplot, save_figure
+from cnnkit.cli import figure_file, whole_number
+from cnnkit.explain.panels import pyplot, save_figure
 
 DATASETS = ("circles", "moons", "blobs")
 MODELS = ("linear", "deep linear", "relu")
@@ -137,12 +137,8 @@ def main() -> None:
     parser.add_argument("--points", type=whole_number(20), default=Config.points)
     parser.add_argument("--steps", type=whole_number(1), default=Config.steps)
     parser.add_argument("--seed", type=whole_number(0), default=Config.seed)
-    parser.add_argument("--out", default="demo-separability.png", help="the figure, PNG or SVG")
+    parser.add_argument("--out", type=figure_file("out"), default="demo-separability.png", help="the figure, PNG or SVG")
     args = parser.parse_args()
-    try:
-        check_figure_path(args.out, "out")  # before the work, not after
-    except (ValueError, FileNotFoundError) as error:
-        parser.error(str(error))
     config = Config(points=args.points, steps=args.steps, seed=args.seed)
     start = time.perf_counter()
     torch.set_num_threads(1)  # full batches of a few hundred points: threads only add wake-ups

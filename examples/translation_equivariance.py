@@ -31,9 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnkit.cli import whole_number
+from cnnkit.cli import figure_file, whole_number
 from cnnkit.data import load
-from cnnkit.explain.panels import check_figure_path, pyplot, save_figure
+from cnnkit.explain.panels import pyplot, save_figure
 
 Stage = Callable[[torch.Tensor], torch.Tensor]
 Net = TypeVar("Net", bound=nn.Module)
@@ -202,12 +202,8 @@ def main() -> None:
     parser.add_argument("--train-images", type=whole_number(1), default=Config.train_images)
     parser.add_argument("--epochs", type=whole_number(1), default=Config.epochs)
     parser.add_argument("--seed", type=whole_number(0), default=Config.seed)
-    parser.add_argument("--out", default="demo-equivariance.png", help="the figure, PNG or SVG")
+    parser.add_argument("--out", type=figure_file("out"), default="demo-equivariance.png", help="the figure, PNG or SVG")
     args = parser.parse_args()
-    try:
-        check_figure_path(args.out, "out")  # before the work, not after
-    except (ValueError, FileNotFoundError) as error:
-        parser.error(str(error))
     if args.max_shift > 5:
         parser.error(f"--max-shift must be at most 5: the second convolution's maps (14 wide) keep an interior to measure "
                      f"up to there. Received: --max-shift={args.max_shift}")

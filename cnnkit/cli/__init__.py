@@ -77,6 +77,22 @@ def whole_number(minimum: int) -> Callable[[str], int]:
     return read
 
 
+def figure_file(flag: str) -> Callable[[str], str]:
+    """An argparse type: a figure's path, ``.png`` or ``.svg`` in a folder that exists, checked when the flags are
+    read, before any work (:func:`cnnkit.explain.panels.check_figure_path`); else a one-line usage error."""
+
+    def read(text: str) -> str:
+        from cnnkit.explain.panels import check_figure_path
+
+        try:
+            check_figure_path(text, flag)
+        except (ValueError, FileNotFoundError) as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+        return text
+
+    return read
+
+
 _NEGATIVE = re.compile(r"-(\d|\.\d)")  # a value such as -1/8, -1e-3 or "-1 2; 3 4", not an option
 
 

@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
-from cnnkit.images import BadImage, decode
+from cnnkit.images import BadImage, bomb_warning_silenced, decode
 
 WORKERS_FROM = 2048  # files: fewer are decoded in this process (starting workers would cost more than they save)
 BATCH = 256  # files a worker decodes and hands back at a time
@@ -53,8 +51,7 @@ class _Files(torch.utils.data.Dataset[tuple[np.ndarray, bool] | str]):
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, bool] | str:
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # decode refuses such images itself
+            with bomb_warning_silenced():
                 pixels, grey, _ = decode(self.paths[index], self.size)
         except BadImage as error:
             return str(error)

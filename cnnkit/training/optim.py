@@ -3,7 +3,7 @@
 Schedules are stepped once per batch and defined over the whole run
 (``epochs * steps_per_epoch``), so they can be rebuilt on resume.
 
-The optimizers are PyTorch's own classes (:data:`OPTIMIZERS`), each with the
+The optimizers are PyTorch's own classes (:data:`SGD` ... :data:`AdamW`), each with the
 same arithmetic, state and ``state_dict`` format, less one thing eager
 training never uses: every ``torch.optim`` object calls through wrappers that
 import the compiler stack (``torch._dynamo``, SymPy) on first use, so that
@@ -67,8 +67,6 @@ Adagrad = eager(torch.optim.Adagrad)
 RMSprop = eager(torch.optim.RMSprop)
 Adam = eager(torch.optim.Adam)
 AdamW = eager(torch.optim.AdamW)
-OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {"sgd": SGD, "adagrad": Adagrad, "rmsprop": RMSprop,
-                                                      "adam": Adam, "adamw": AdamW}
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, object]]:

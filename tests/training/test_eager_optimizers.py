@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from cnnkit.training import TrainConfig
-from cnnkit.training.optim import OPTIMIZERS, Schedule, eager, make_optimizer, make_scheduler, parameter_groups
+from cnnkit.training.optim import SGD, Schedule, eager, make_optimizer, make_scheduler, parameter_groups
 
 STOCK = {"sgd": torch.optim.SGD, "adagrad": torch.optim.Adagrad, "rmsprop": torch.optim.RMSprop,
          "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
@@ -88,7 +88,7 @@ def test_every_optimizer_steps_exactly_as_the_stock_one_and_shares_its_checkpoin
 
 def test_a_step_takes_no_gradient_and_keeps_the_callers_grad_mode() -> None:
     net = _network()
-    optimizer = OPTIMIZERS["sgd"](net.parameters(), lr=0.1)
+    optimizer = SGD(net.parameters(), lr=0.1)
     net(torch.randn(2, 1, 8, 8)).sum().backward()
     with torch.enable_grad():
         optimizer.step()  # an in-place update of a leaf that requires grad raises unless the step disabled grad
