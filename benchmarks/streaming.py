@@ -14,7 +14,11 @@ temporary folder, never committed) and measures, each ``cnnkit train`` a separat
 4. the peak memory again with ``--val-split 0.1``: the part cut from the mapped pack is copied to a file beside
    it and mapped (``cnnkit.data.packed.gather``), so it too must not grow with the folder.
 
-    python benchmarks/streaming.py [--sizes 10000,100000] [--model fastnet]
+``--layout pairs`` does the same for a segmentation folder (``images/`` + ``masks/``: JPEG images, PNG masks of
+three classes) trained with ``--task segment`` (unet, width 8): its class maps are packed and mapped beside the
+images.
+
+    python benchmarks/streaming.py [--sizes 10000,100000] [--model fastnet] [--layout classes|pairs]
 """
 
 from __future__ import annotations
@@ -50,6 +54,25 @@ def make_folder(root: Path, count: int, size: int = 32, classes: int = 10) -> No
             path = root / split / f"c{label}" / f"{i}.jpg"
             path.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(pixels).save(path, quality=90)
+
+
+def make_pairs(root: Path, count: int, size: int = 32) -> None:
+    """``count`` JPEG images with their PNG masks in ``root/train/images`` and ``root/train/masks`` (and a tenth
+    more in ``root/test``): blobs of classes 1 and 2 on a noisy background."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:size, :size]
+    for split, n in (("train", count), ("test", count // 10)):
+        (root / split / "images").mkdir(parents=True)
+        (root / split / "masks").mkdir(parents=True)
+        for i in range(n):
+            mask = np.zeros((size, size), np.uint8)
+            for label in (1, 2):
+                cy, cx = rng.integers(6, size - 6, 2)
+                mask[(yy - cy) ** 2 + (xx - cx) ** 2 < (3 + 2 * label) ** 2] = label
+            colours = np.array([[0, 0, 0], [220, 60, 40], [40, 90, 220]], np.uint8)
+            pixels = np.where(mask[..., None] > 0, colours[mask], rng.integers(0, 80, (size, size, 3))).astype(np.uint8)
+            Image.fromarray(pixels).save(root / split / "images" / f"{i}.jpg", quality=90)
+            Image.fromarray(mask).save(root / split / "masks" / f"{i}.png")
 
 
 def _status(pid: int) -> dict[str, int]:
@@ -95,7 +118,9 @@ def train(args: list[str], env: dict[str, str], out: Path) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000")
-    parser.add_argument("--model", default="fastnet")
+    parser.add_argument("--model", default=None, help="default: fastnet for classes, unet (width 8) for pairs")
+    parser.add_argument("--layout", choices=("classes", "pairs"), default="classes",
+                        help="class folders (classification) or images/ + masks/ (segmentation)")
     common.add_common_arguments(parser)
     args = parser.parse_args()
     doc = common.apply_common_arguments(args)
@@ -105,20 +130,21 @@ def main() -> None:
         for count in (int(s) for s in args.sizes.split(",")):
             folder = work / f"photos-{count}"
             start = time.perf_counter()
-            make_folder(folder, count)
+            (make_pairs if args.layout == "pairs" else make_folder)(folder, count)
             made = time.perf_counter() - start
             cache = work / f"cache-{count}"
             # CNNKIT_WAIT: each run draws its figures before it ends, so no drawing process of one run competes
             # with the start of the next
             env = {**os.environ, "CNNKIT_CACHE": str(cache), "CNNKIT_WAIT": "1"}
-            common_args = ["--model", args.model, "--image-size", "32", "--batch-size", "128", "--precision", "fp32"]
-            first = train(["--data", f"folder:{folder}", *common_args], env, work / f"first-{count}")
-            second = train(["--data", f"folder:{folder}", *common_args], env, work / f"second-{count}")
-            pack = next((cache / "packed").iterdir())
-            streamed = train(["--data", f"packed:{pack}", "--model", args.model, "--batch-size", "128",
-                              "--precision", "fp32"], env, work / f"streamed-{count}")
-            carved = train(["--data", f"packed:{pack}", "--val-split", "0.1", "--model", args.model, "--batch-size",
-                            "128", "--precision", "fp32"], env, work / f"carved-{count}")
+            model = ["--model", args.model or "fastnet"] if args.layout == "classes" else \
+                ["--task", "segment", "--model", args.model or "unet", "--model-options", "width=8"]
+            run_args = [*model, "--batch-size", "128", "--precision", "fp32"]
+            first = train(["--data", f"folder:{folder}", "--image-size", "32", *run_args], env, work / f"first-{count}")
+            second = train(["--data", f"folder:{folder}", "--image-size", "32", *run_args], env,
+                           work / f"second-{count}")
+            pack = next(p for p in (cache / "packed").iterdir() if p.is_dir())
+            streamed = train(["--data", f"packed:{pack}", *run_args], env, work / f"streamed-{count}")
+            carved = train(["--data", f"packed:{pack}", "--val-split", "0.1", *run_args], env, work / f"carved-{count}")
             row = {"images": count, "folder_seconds_to_make": round(made, 1),
                    "pack_mb": round(sum(p.stat().st_size for p in pack.iterdir()) / 1e6, 1),
                    "first_run": first, "second_run": second, "streamed": streamed, "streamed_val_split": carved,
@@ -131,14 +157,16 @@ def main() -> None:
     small, large = rows[0], rows[-1]
     growth = {key: round(large["streamed"][key] / small["streamed"][key], 2) for key in ("peak_rss_mb", "peak_anonymous_mb")}
     carved_growth = round(large["streamed_val_split"]["peak_anonymous_mb"] / small["streamed_val_split"]["peak_anonymous_mb"], 2)
-    headline = (f"{args.model}, {large['images']:,} JPEGs: 2nd run reaches its first step "
+    what = f"{args.model or 'fastnet'}, {large['images']:,} JPEGs" if args.layout == "classes" else \
+        f"{args.model or 'unet'} (segment), {large['images']:,} JPEG + PNG mask pairs"
+    headline = (f"{what}: 2nd run reaches its first step "
                 f"{large['first_step_speedup']}x sooner ({large['first_run']['first_step_seconds']} s -> "
                 f"{large['second_run']['first_step_seconds']} s); streamed from the pack at "
                 f"{large['streamed_over_in_memory_images_per_second']}x the in-memory images/s; peak memory "
                 f"{small['images']:,} -> {large['images']:,} images: anonymous x{growth['peak_anonymous_mb']}, "
                 f"RSS incl. page cache x{growth['peak_rss_mb']}; with --val-split 0.1 (the part cut to disk): anonymous "
                 f"x{carved_growth}")
-    common.record("streaming", headline, {"rows": rows, "memory_growth": growth,
+    common.record("streaming" if args.layout == "classes" else "streaming-pairs", headline, {"rows": rows, "memory_growth": growth,
                                           "memory_growth_val_split": {"peak_anonymous_mb": carved_growth}}, doc)
 
 

@@ -1,4 +1,5 @@
-"""``cnnkit data pack folder:PATH --out DIR``: decode an image folder once into a pack that trains without decoding."""
+"""``cnnkit data pack folder:PATH --out DIR`` (or ``coco:PATH``): decode an image, segmentation or COCO folder once into
+a pack that trains without decoding."""
 
 from __future__ import annotations
 
@@ -10,20 +11,25 @@ from typing import Any
 def add_parser(subparsers: Any, name: str, help_text: str) -> None:
     parser = subparsers.add_parser(
         name, help=help_text,
-        description="Work with datasets. `pack` decodes a class-folder tree once (the same decoding as folder:) into "
-                    "fixed-size uint8 arrays and a manifest; `--data packed:DIR` then trains from it without decoding, "
-                    "reading images on demand (a pack larger than memory trains too).",
+        description="Work with datasets. `pack` decodes a class-folder tree, a segmentation folder (images/ + masks/) "
+                    "or a COCO folder once (the same decoding as folder: and coco:) into fixed-size uint8 arrays, "
+                    "with the class maps or objects beside the images, and a manifest; `--data packed:DIR` then "
+                    "trains from it without decoding, reading images on demand (a pack larger than memory trains too).",
         epilog="examples:\n  cnnkit data pack folder:photos --image-size 128 --out photos.cnnkit\n"
-               "  cnnkit train --data packed:photos.cnnkit --model resnet_small",
+               "  cnnkit train --data packed:photos.cnnkit --model resnet_small\n"
+               "  cnnkit data pack coco:boxes --image-size 64 --out boxes.cnnkit\n"
+               "  cnnkit train --task detect --data packed:boxes.cnnkit",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     what = parser.add_subparsers(dest="what", metavar="ACTION", required=True)
-    pack = what.add_parser("pack", help="decode folder:PATH once into a pack (DIR)",
-                           description="Decode every image of folder:PATH into DIR (manifest.json, source.json, SPLIT.images, "
-                                       "SPLIT.labels.npy).")
-    pack.add_argument("data", metavar="folder:PATH")
+    pack = what.add_parser("pack", help="decode folder:PATH or coco:PATH once into a pack (DIR)",
+                           description="Decode every image of folder:PATH or coco:PATH into DIR (manifest.json, "
+                                       "source.json, SPLIT.images, SPLIT.labels.npy; SPLIT.segmentation for a "
+                                       "segmentation folder, SPLIT.object_boxes, _classes and _masks for COCO).")
+    pack.add_argument("data", metavar="folder:PATH|coco:PATH")
     pack.add_argument("--out", required=True, metavar="DIR", help="the pack's folder (e.g. photos.cnnkit)")
-    pack.add_argument("--image-size", type=int, default=None, metavar="N", help="square size (default 64)")
+    pack.add_argument("--image-size", type=int, default=None, metavar="N",
+                      help="square size (default: 64 for folder:, the images' own for coco:)")
     pack.add_argument("--grayscale", action=argparse.BooleanOptionalAction, default=None,
                       help="force one channel (or, with --no-grayscale, three); default: grey when every image is")
     pack.add_argument("--skip-bad-images", action="store_true", help="leave out files that do not decode")

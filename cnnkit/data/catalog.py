@@ -39,8 +39,8 @@ DATASETS: dict[str, str] = {
                   "4,000 images, 3x64x64, 6 classes",
     "folder:PATH": "your images, one sub-folder per class, or images/ + masks/ (class id per pixel) for segmentation "
                    "(either also inside train/ and test/ or val/)",
-    "packed:PATH": "an image folder packed once by `cnnkit data pack` (decoded uint8, read on demand: larger than "
-                   "memory is fine)",
+    "packed:PATH": "an image, segmentation or COCO folder packed once by `cnnkit data pack` (decoded uint8, read on "
+                   "demand: larger than memory is fine)",
     "coco:PATH": "your detection data in COCO format: annotations.json beside the images (or in train/ and test/ or "
                  "val/), read with pycocotools",
 }
@@ -83,7 +83,7 @@ def _resolve(name: str, data_dir: str | Path | None, size: tuple[int, int] | Non
         if not name[len(_PACKED):]:
             raise ValueError(f"`packed:` needs a folder made by `cnnkit data pack`, e.g. packed:photos.cnnkit. "
                              f"Received: name={name!r}")
-        splits = load_packed(name[len(_PACKED):], in_memory=False)  # read on demand: larger than memory is fine
+        splits = load_packed(name[len(_PACKED):], in_memory=False, seed=seed)  # read on demand: larger than memory is fine
         shape = splits.train.input_shape
         if (size is not None and tuple(size) != shape[1:]) or (grayscale is not None and (shape[0] == 1) != grayscale):
             raise ValueError(f"{name}: packed at {'x'.join(map(str, shape))}; --image-size and --grayscale cannot "
@@ -95,7 +95,7 @@ def _resolve(name: str, data_dir: str | Path | None, size: tuple[int, int] | Non
 
         if not name[len(_COCO):]:
             raise ValueError(f"`coco:` needs a path, e.g. coco:./my_boxes. Received: name={name!r}")
-        return load_coco(name[len(_COCO):], size, grayscale, seed)
+        return load_coco(name[len(_COCO):], size, grayscale, seed, skip_bad_images)
     if name in ("fashion-mnist", "mnist"):
         splits = load_idx_dataset(name, data_dir, download)
     elif name == "digits":
@@ -141,7 +141,7 @@ def load(
         val_split: fraction of each training class carved off as ``val``
             (stratified, by ``seed``); 0 = no validation split.
         seed: seed of every split cnnkit makes and of synthetic data.
-        skip_bad_images: image folders: leave out files that do not decode
+        skip_bad_images: image and COCO folders: leave out files that do not decode
             (recorded in ``DataSplits.skipped``) instead of failing.
         download: fashion-mnist / mnist: fetch the official files when no
             local copy exists (checksum-verified, into the cache directory).

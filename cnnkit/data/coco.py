@@ -16,7 +16,8 @@ annotations (a crowd of objects under one region) are not training targets and a
 
 Every annotation is checked before anything is decoded: a box outside its image or of non-positive size, an
 unknown ``category_id`` or ``image_id``, a missing image file, a malformed file: the message names the
-annotation's id or the file.
+annotation's id or the file. A folder is decoded once into a pack (its objects beside its images) and read from
+it later, as image folders are; large ones are decoded by worker processes (:mod:`cnnkit.data.decoding`).
 """
 
 from __future__ import annotations
@@ -24,14 +25,18 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
-from cnnkit.data.dataset import TEST_STREAM, DataSplits, ImageDataset, split_off
+from cnnkit.data.dataset import DataSplits, ImageDataset
+from cnnkit.data.decoding import Decoded, Item, Unreadable, decode_into, read_image
 from cnnkit.fileio import read_json, write_json
+
+if TYPE_CHECKING:
+    from cnnkit.data.packed import SplitWriter
 
 ANNOTATIONS = "annotations.json"
 SPLITS = ("train", "val", "test")
@@ -108,104 +113,157 @@ def _image_file(root: Path, name: str, annotations: Path) -> Path:
     raise _fail(annotations, f"image file {name!r} is missing (looked in {root} and {root / 'images'})")
 
 
-def _read_set(root: Path, name: str, size: tuple[int, int] | None, grayscale: bool | None,
-              class_ids: list[int] | None) -> ImageDataset:
-    """One COCO set (``root/annotations.json`` and its images) as a detection dataset."""
-    from pycocotools.coco import COCO
+@dataclass
+class _Set:
+    """One COCO set, checked, before decoding: its annotation file, folder, images and their objects."""
 
-    from cnnkit.images import BadImage, decode, to_channels
+    file: Path
+    root: Path
+    values: dict[str, Any]
+    categories: dict[int, str]
+    images: list[dict[str, Any]]
+    objects: dict[int, list[dict[str, Any]]]
 
+
+def _read_annotations(root: Path, class_ids: list[int] | None) -> _Set:
+    """``root/annotations.json`` read and checked (:func:`_check`); its categories must be ``class_ids`` where given
+    (the training split's)."""
     file = root / ANNOTATIONS
     values = read_json(file)
     categories, images, objects = _check(values, file)
-    ids = sorted(categories) if class_ids is None else class_ids
     if class_ids is not None and sorted(categories) != sorted(class_ids):
         raise _fail(file, f"its categories {sorted(categories)} differ from the training split's {sorted(class_ids)}")
     if not images:
         raise _fail(file, "no images")
-    if size is None:
-        sizes = {(image["height"], image["width"]) for image in images}
-        if len(sizes) > 1:
-            raise _fail(file, f"the images have {len(sizes)} different sizes; give --image-size to resize them all")
-        size = sizes.pop()
-    index = {category: i for i, category in enumerate(ids)}
+    for image in images:
+        _image_file(root, image["file_name"], file)  # every file there before anything is decoded
+    return _Set(file, root, values, categories, images, objects)
+
+
+def _read_image(job: tuple[Path, str], size: tuple[int, int]) -> Item:
+    """One COCO image file, stretched to ``size``; a failure names the image's id (``job``: the file, and which
+    image of which annotation file it is)."""
+    path, which = job
+    try:
+        return read_image(path, size, "stretch")
+    except Unreadable as error:
+        raise Unreadable(replace(error.failure, reason=f"{error.failure.reason} ({which})")) from None
+
+
+def _objects(found: _Set, image: dict[str, Any], coco: Any, index: dict[int, int], size: tuple[int, int],
+             most: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One image's objects (crowds left out), scaled to ``size``: boxes ``(most, 4) float32``, classes ``(most,)
+    int64`` (-1 in unused slots) and masks ``(most, H, W) bool`` (polygons or RLE, else the box)."""
+    h, w = size
+    boxes = np.zeros((most, 4), dtype=np.float32)
+    classes = np.full(most, -1, dtype=np.int64)
+    masks = np.zeros((most, h, w), dtype=bool)
+    sx, sy = w / image["width"], h / image["height"]
+    rows = np.minimum((np.arange(h) + 0.5) / sy, image["height"] - 1).astype(int)  # nearest pixel centres
+    cols = np.minimum((np.arange(w) + 0.5) / sx, image["width"] - 1).astype(int)
+    kept = [a for a in found.objects[image["id"]] if not a.get("iscrowd", 0)]
+    for slot, annotation in enumerate(kept):
+        x, y, bw, bh = annotation["bbox"]
+        boxes[slot] = (max(x, 0) * sx, max(y, 0) * sy, min(x + bw, image["width"]) * sx,
+                       min(y + bh, image["height"]) * sy)
+        classes[slot] = index[annotation["category_id"]]
+        if annotation.get("segmentation"):
+            try:
+                full = coco.annToMask(annotation)  # polygons or RLE -> (height, width) uint8
+            except Exception as error:  # pycocotools' own errors for malformed polygons or RLE
+                raise _fail(found.file, f"annotation {annotation['id']}: `segmentation` cannot be read "
+                                        f"({type(error).__name__}: {error})") from None
+        else:
+            full = np.zeros((image["height"], image["width"]), np.uint8)
+            full[max(int(y), 0):math.ceil(y + bh), max(int(x), 0):math.ceil(x + bw)] = 1
+        masks[slot] = full[rows][:, cols].astype(bool)
+    return boxes, classes, masks
+
+
+def _decode_set(found: _Set, ids: list[int], size: tuple[int, int], skip_bad_images: bool,
+                writer: SplitWriter) -> None:
+    """Decode one checked set a batch at a time into ``writer``: images, and their objects as the arrays
+    ``object_boxes``, ``object_classes`` and ``object_masks``; each image's label is its largest object's class."""
+    from pycocotools.coco import COCO
+
     coco = COCO()
-    coco.dataset = values
+    coco.dataset = found.values
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress
         coco.createIndex()
-    h, w = size
-    most = max(1, max(sum(not a.get("iscrowd", 0) for a in found) for found in objects.values()))
-    n = len(images)
-    pixels = np.empty((n, h, w, 3), dtype=np.uint8)
-    boxes = np.zeros((n, most, 4), dtype=np.float32)
-    classes = np.full((n, most), -1, dtype=np.int64)
-    masks = np.zeros((n, most, h, w), dtype=bool)
-    all_grey, files = True, []
-    for i, image in enumerate(images):
-        path = _image_file(root, image["file_name"], file)
-        try:
-            pixels[i], grey, own = decode(path, size, fit="stretch")
-        except BadImage as error:
-            raise ValueError(f"image file {str(path)!r} {error} (image id {image['id']} of {file})") from None
-        if own != (image["width"], image["height"]):
-            raise _fail(file, f"image {image['id']} ({image['file_name']!r}) is {own[0]}x{own[1]} pixels, but "
-                              f"`width` and `height` say {image['width']}x{image['height']}")
-        all_grey &= grey
-        files.append(str(path))
-        sx, sy = w / image["width"], h / image["height"]
-        kept = [a for a in objects[image["id"]] if not a.get("iscrowd", 0)]
-        for slot, annotation in enumerate(kept):
-            x, y, bw, bh = annotation["bbox"]
-            boxes[i, slot] = (max(x, 0) * sx, max(y, 0) * sy, min(x + bw, image["width"]) * sx,
-                              min(y + bh, image["height"]) * sy)
-            classes[i, slot] = index[annotation["category_id"]]
-            if annotation.get("segmentation"):
-                try:
-                    full = coco.annToMask(annotation)  # polygons or RLE -> (height, width) uint8
-                except Exception as error:  # pycocotools' own errors for malformed polygons or RLE
-                    raise _fail(file, f"annotation {annotation['id']}: `segmentation` cannot be read "
-                                      f"({type(error).__name__}: {error})") from None
-            else:
-                full = np.zeros((image["height"], image["width"]), np.uint8)
-                full[max(int(y), 0):math.ceil(y + bh), max(int(x), 0):math.ceil(x + bw)] = 1
-            rows = np.minimum((np.arange(h) + 0.5) / sy, image["height"] - 1).astype(int)  # nearest pixel centres
-            cols = np.minimum((np.arange(w) + 0.5) / sx, image["width"] - 1).astype(int)
-            masks[i, slot] = full[rows][:, cols].astype(bool)
-    rgb = torch.from_numpy(pixels).permute(0, 3, 1, 2)  # (N, H, W, 3) -> (N, 3, H, W)
-    grey = grayscale if grayscale is not None else all_grey
-    tensor = to_channels(rgb, 1 if grey else 3, all_grey).contiguous()
-    areas = masks.sum((2, 3))
-    largest = np.take_along_axis(classes, areas.argmax(1)[:, None], 1)[:, 0]
-    largest = np.where(largest < 0, 0, largest)  # an image without objects: labelled as the first class
-    return ImageDataset(tensor, torch.from_numpy(largest), tuple(categories[c] for c in ids), name, str(root),
-                        files=tuple(files), object_boxes=torch.from_numpy(boxes),
-                        object_classes=torch.from_numpy(classes), object_masks=torch.from_numpy(masks),
-                        fit="stretch")
+    index = {category: i for i, category in enumerate(ids)}
+    most = max(1, max(sum(not a.get("iscrowd", 0) for a in each) for each in found.objects.values()))
+    jobs = [(_image_file(found.root, image["file_name"], found.file), f"image id {image['id']} of {found.file}")
+            for image in found.images]
+
+    def annotate(kept: list[int], batch: Decoded) -> tuple[list[int], dict[str, np.ndarray]]:
+        parts = []
+        for i, own in zip(kept, batch.sizes, strict=True):
+            image = found.images[i]
+            if own != (image["width"], image["height"]):
+                raise _fail(found.file, f"image {image['id']} ({image['file_name']!r}) is {own[0]}x{own[1]} pixels, "
+                                        f"but `width` and `height` say {image['width']}x{image['height']}")
+            parts.append(_objects(found, image, coco, index, size, most))
+        boxes, classes, masks = (np.stack(column) for column in zip(*parts, strict=True))
+        largest = np.take_along_axis(classes, masks.sum((2, 3)).argmax(1)[:, None], 1)[:, 0]
+        labels = np.where(largest < 0, 0, largest)  # an image without objects: labelled as the first class
+        return labels.tolist(), {"object_boxes": boxes, "object_classes": classes, "object_masks": masks}
+
+    decode_into(writer, jobs, size, skip_bad_images, annotate, f"decoding COCO images of {found.file}",
+                read=_read_image)
+    if not writer.count:
+        raise _fail(found.file, "no readable image left after skipping bad files")
 
 
-def load_coco(path: str | Path, image_size: tuple[int, int] | None = None, grayscale: bool | None = None,
-              seed: int = 0) -> DataSplits:
-    """The COCO folder at ``path`` as detection splits (module doc): given ``train``/``val``/``test``, or one set
-    split 80/20 by ``seed``."""
-    root = Path(path)
-    if not root.is_dir():
-        raise FileNotFoundError(f"COCO folder {str(root)!r} does not exist. Received: coco:{path}")
-    label = root.name or "coco"
+def _sets(root: Path) -> dict[str, Path]:
+    """The folder of each set: ``{"train": root}`` for a single set, else each split's folder."""
     if (root / ANNOTATIONS).is_file():
-        full = _read_set(root, label, image_size, grayscale, None)
-        train, test = split_off(full, 0.2, seed, TEST_STREAM, (f"{label}/train", f"{label}/test"))
-        return DataSplits(train, test, None, test_official=False, seed=seed)
+        return {"train": root}
     if not (root / "train" / ANNOTATIONS).is_file():
         raise FileNotFoundError(f"{root}: no {ANNOTATIONS} (nor train/{ANNOTATIONS}); see `cnnkit data` for the "
                                 f"COCO layout, or write one with cnnkit.data.save_coco")
-    ids = sorted(category["id"] for category in read_json(root / "train" / ANNOTATIONS).get("categories", [])
-                 if isinstance(category, dict) and isinstance(category.get("id"), int))
-    train = _read_set(root / "train", f"{label}/train", image_size, grayscale, None)
-    size = image_size or train.input_shape[1:]
-    grey = train.input_shape[0] == 1
-    held = {split: _read_set(root / split, f"{label}/{split}", tuple(size), grey, ids)  # type: ignore[arg-type]
-            for split in ("val", "test") if (root / split / ANNOTATIONS).is_file()}
-    return DataSplits(train, held.get("test"), held.get("val"), test_official="test" in held, seed=seed)
+    return {split: root / split for split in SPLITS if (root / split / ANNOTATIONS).is_file()}
+
+
+def pack_coco(root: Path, size: tuple[int, int] | None, grayscale: bool | None, skip_bad_images: bool, out: Path,
+              files: list[list[Any]] | None = None) -> Path:
+    """Decode the COCO folder ``root`` (module doc) a batch at a time into the pack ``out``
+    (:mod:`cnnkit.data.packed`); a single set is held out 80/20 when the pack is read (by the reader's seed).
+    ``size``: None for the images' own size, which they must then share."""
+    from cnnkit.data import packed
+
+    folders = _sets(root)
+    found = {"train": _read_annotations(folders["train"], None)}  # its categories fix the class ids
+    ids = sorted(found["train"].categories)
+    found |= {split: _read_annotations(folder, ids) for split, folder in folders.items() if split != "train"}
+    if size is None:
+        sizes = {(image["height"], image["width"]) for image in found["train"].images}
+        if len(sizes) > 1:
+            raise _fail(found["train"].file, f"the images have {len(sizes)} different sizes; give --image-size to "
+                                             f"resize them all")
+        size = sizes.pop()
+    label = root.name or "coco"
+    names = tuple(found["train"].categories[c] for c in ids)
+    with packed.PackWriter(out, root, size, grayscale, skip_bad_images, files, fit="stretch") as writer:
+        for split, each in found.items():
+            _decode_set(each, ids, size, skip_bad_images, writer.split(split, f"{label}/{split}", str(each.root), names))
+        writer.finish(test_official="test" in found, test_split=0.0 if len(found) > 1 else 0.2)
+    return out
+
+
+def load_coco(path: str | Path, image_size: tuple[int, int] | None = None, grayscale: bool | None = None,
+              seed: int = 0, skip_bad_images: bool = False) -> DataSplits:
+    """The COCO folder at ``path`` as detection splits (module doc): given ``train``/``val``/``test``, or one set
+    split 80/20 by ``seed``. Packed into the cache the first time and read from the pack later, as image folders
+    are (:func:`cnnkit.data.packed.load_cached`)."""
+    from cnnkit.data import packed
+
+    root = Path(path)
+    if not root.is_dir():
+        raise FileNotFoundError(f"COCO folder {str(root)!r} does not exist. Received: coco:{path}")
+    _sets(root)
+    key = packed.cache_key(root, image_size, grayscale, skip_bad_images, "coco")
+    return packed.load_cached(root, key, lambda out, files: pack_coco(root, image_size, grayscale, skip_bad_images,
+                                                                      out, files), seed)
 
 
 def _record(dataset: ImageDataset, folder: Path) -> dict[str, Any]:

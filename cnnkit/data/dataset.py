@@ -61,7 +61,7 @@ class ImageDataset:
     object_masks: torch.Tensor | None = None  # (N, M, H, W) bool
     skipped: tuple[str, ...] = ()  # "path: reason" for each file left out by skip_bad_images
     fit: str = "crop"  # how image files were fitted to the size (cnnkit.images.ImagePrep): predict reads them so
-    mapped: str | None = None  # the pack file `images` come from, read on demand: subsets are cut beside it, on disk
+    mapped: str | None = None  # the pack file `images` (and its arrays) come from, read on demand: subsets are cut beside it
 
     def __post_init__(self) -> None:
         _check_dataset(self)
@@ -97,28 +97,30 @@ class ImageDataset:
     def subset(self, indices: torch.Tensor | np.ndarray | list[int], name: str | None = None) -> ImageDataset:
         """The samples at ``indices`` (any order, repeats allowed), every per-sample tensor gathered alike.
 
-        The images of a memory-mapped dataset (``mapped``) are gathered into a file beside its pack and mapped in
-        turn (:func:`cnnkit.data.packed.gather`), so that a part of a pack larger than memory stays on disk
-        (small parts, under 16 MB, are gathered into memory)."""
+        The images (and class maps, object masks) of a memory-mapped dataset (``mapped``) are gathered into files
+        beside its pack and mapped in turn (:func:`cnnkit.data.packed.gather`), so that a part of a pack larger
+        than memory stays on disk (small parts, under 16 MB, are gathered into memory)."""
         index = torch.as_tensor(indices, dtype=torch.int64)
-        if self.mapped is None:
-            images = self.images[index]
-        else:
+
+        def take(values: torch.Tensor, what: str) -> torch.Tensor:
+            if self.mapped is None:
+                return values[index]
             from cnnkit.data.packed import gather
 
-            images = gather(self.images, index, Path(self.mapped))
+            return gather(values, index, Path(self.mapped).parent, what)
+
         return replace(
             self,
             name=self.name if name is None else name,
-            images=images,
+            images=take(self.images, "images"),
             labels=self.labels[index],
             boxes=None if self.boxes is None else self.boxes[index],
             masks=None if self.masks is None else self.masks[index],
-            segmentation=None if self.segmentation is None else self.segmentation[index],
+            segmentation=None if self.segmentation is None else take(self.segmentation, "class maps"),
             files=None if self.files is None else tuple(self.files[i] for i in index.tolist()),
             object_boxes=None if self.object_boxes is None else self.object_boxes[index],
             object_classes=None if self.object_classes is None else self.object_classes[index],
-            object_masks=None if self.object_masks is None else self.object_masks[index],
+            object_masks=None if self.object_masks is None else take(self.object_masks, "object masks"),
         )
 
     def to(self, device: torch.device | str) -> ImageDataset:

@@ -17,20 +17,15 @@ image or does not decode is a ValueError naming it, or, with
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
-
 from cnnkit.data.dataset import DataSplits
-from cnnkit.data.decoding import BATCH, decode_files, stopped, worker_count
+from cnnkit.data.decoding import decode_into
 from cnnkit.images import EXTENSIONS
-from cnnkit.progress import Ticker
 
 if TYPE_CHECKING:
     from cnnkit.data.packed import SplitWriter
@@ -99,40 +94,15 @@ def _plan_tree(root: Path, class_names: tuple[str, ...] | None) -> _Plan:
     return _Plan(jobs, others, names, dirs)
 
 
-def _write_batches(plan: _Plan, paths: list[Path], size: tuple[int, int], skip_bad_images: bool,
-                   writer: SplitWriter, ticker: Ticker) -> None:
-    """Each decoded batch of ``plan``'s files into ``writer``; bad files named or recorded (``skip_bad_images``)."""
-    for start, batch in zip(range(0, len(paths), BATCH), decode_files(paths, size), strict=True):
-        jobs = plan.jobs[start:start + BATCH]
-        for position, reason in batch.errors.items():
-            path = jobs[position][0]
-            if not skip_bad_images:
-                raise ValueError(
-                    f"image file {str(path)!r} {reason}; or pass skip_bad_images=True (--skip-bad-images) to "
-                    f"leave such files out. Received: a file of {path.stat().st_size} bytes")
-            writer.skipped.append(f"{path}: {reason}")
-        kept = [job for position, job in enumerate(jobs) if position not in batch.errors]
-        if kept:
-            writer.add(torch.from_numpy(batch.pixels).permute(0, 3, 1, 2), batch.greys,
-                       [label for _, label in kept], [str(path) for path, _ in kept])
-        for _ in jobs:  # one at a time, as the log's heartbeat counts them
-            ticker.advance()
-
-
 def _decode_split(plan: _Plan, root: Path, size: tuple[int, int], skip_bad_images: bool,
                   writer: SplitWriter) -> None:
-    """Decode ``plan``'s files a batch at a time into ``writer`` (RGB, with each image's stored-grey flag).
-
-    A large folder is decoded by worker processes (:mod:`cnnkit.data.decoding`). A file that does not decode
-    stops here with a ValueError naming it, or is left out and recorded (``skip_bad_images``).
-    """
+    """Decode ``plan``'s files a batch at a time into ``writer`` (:func:`cnnkit.data.decoding.decode_into`: worker
+    processes for a large folder). A file that does not decode stops here with a ValueError naming it, or is left
+    out and recorded (``skip_bad_images``)."""
     writer.skipped += [f"{path}: not an image file" for path in plan.others]
-    paths = [path for path, _ in plan.jobs]
-    with Ticker(f"decoding image folder {root}", len(plan.jobs), "images") as ticker:
-        try:
-            _write_batches(plan, paths, size, skip_bad_images, writer, ticker)
-        except RuntimeError as error:  # a worker killed while this loop wrote a batch (decoding.stopped)
-            raise stopped(error, paths, ticker.done, worker_count(len(paths))) from None
+    labels = [label for _, label in plan.jobs]
+    decode_into(writer, [path for path, _ in plan.jobs], size, skip_bad_images,
+                lambda kept, _: ([labels[i] for i in kept], {}), f"decoding image folder {root}")
     for directory in plan.dirs:
         if plan.class_names.index(directory.name) not in writer.labels:
             raise ValueError(
@@ -171,35 +141,17 @@ def load_folder(path: str | Path, image_size: tuple[int, int] | None = None, gra
     layout everything is ``train`` (carve a validation split with ``val_split``);
     with ``train/`` + ``test/`` or ``val/`` sub-folders, those are the splits.
 
-    The first load decodes every file (:func:`decode_folder`) and packs the result into the cache
-    (:mod:`cnnkit.data.packed`); a later load at the same size and channels reads the pack instead, unless a
-    file of the folder changed since (then it decodes again). ``CNNKIT_CACHE=off`` always decodes.
+    The first load decodes every file and packs the result into the cache (:func:`cnnkit.data.packed.load_cached`);
+    a later load at the same size and channels reads the pack instead, unless a file of the folder changed since
+    (then it decodes again). ``CNNKIT_CACHE=off`` always decodes.
     """
     from cnnkit.data import packed
 
     root = Path(path)
     _check_root(root, path)
     size = image_size or DEFAULT_SIZE
-    cached = packed.cache_path(root, size, grayscale, skip_bad_images)
-    if cached is None:
-        return decode_folder(root, size, grayscale, skip_bad_images)
-    manifest = packed.current_manifest(cached, root, packed.listing(root))
-    if manifest is not None:  # the usual case, read without waiting for anyone
-        with contextlib.suppress(ValueError, OSError):  # a damaged pack: decoded again below, and replaced
-            return packed.load_packed(cached, as_decoded=True, manifest=manifest)
-    with packed.cache_lock(cached):  # processes packing the folder at once (torchrun's ranks) pack it once
-        files = packed.listing(root)
-        manifest = packed.current_manifest(cached, root, files)  # again: another process may have packed it
-        if manifest is not None:
-            with contextlib.suppress(ValueError, OSError):
-                return packed.load_packed(cached, as_decoded=True, manifest=manifest)
-        try:
-            pack_folder(root, size, grayscale, skip_bad_images, cached, files)
-        except OSError:  # a read-only or full cache: the pack is only a shortcut
-            pass
-        else:
-            return packed.load_packed(cached, as_decoded=True)
-    return decode_folder(root, size, grayscale, skip_bad_images)
+    return packed.load_cached(root, packed.cache_key(root, size, grayscale, skip_bad_images),
+                              lambda out, files: pack_folder(root, size, grayscale, skip_bad_images, out, files))
 
 
 def _check_root(root: Path, path: str | Path) -> None:
@@ -211,11 +163,7 @@ def _check_root(root: Path, path: str | Path) -> None:
 
 def decode_folder(root: Path, size: tuple[int, int], grayscale: bool | None = None,
                   skip_bad_images: bool = False) -> DataSplits:
-    """Decode every image of the class-folder tree ``root`` into memory (:func:`load_folder` without the cache):
-    packed into a temporary folder, then read whole, so that in memory and on disk are one decoding."""
+    """Decode every image of the class-folder tree ``root`` into memory (:func:`load_folder` without the cache)."""
     from cnnkit.data import packed
 
-    with tempfile.TemporaryDirectory(prefix="cnnkit-decode-") as scratch:
-        # a pack that lives for this call only: no listing of the folder to compare later
-        out = pack_folder(Path(root), size, grayscale, skip_bad_images, Path(scratch) / "pack", files=[])
-        return packed.load_packed(out, in_memory=True, as_decoded=True)
+    return packed.load_decoded(lambda out, files: pack_folder(Path(root), size, grayscale, skip_bad_images, out, files))

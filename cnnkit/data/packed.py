@@ -1,15 +1,19 @@
 """Packed image folders: decoded once into fixed-size uint8 arrays on disk, read back without decoding.
 
 ``cnnkit data pack folder:PATH --image-size 128 --out photos.cnnkit`` (or
-:func:`pack`) decodes a class-folder tree once, through the same code as
+:func:`pack`) decodes an image folder once, through the same code as
 ``folder:`` (:func:`cnnkit.data.folder.load_folder`: EXIF, crop, resize,
-channels), and writes::
+channels; :mod:`cnnkit.data.pairs` for images/ + masks/, :mod:`cnnkit.data.coco`
+for ``coco:PATH``), and writes::
 
-    photos.cnnkit/manifest.json        what was packed: the source folder, the classes, the image shape, the
-                                       splits with their files, the files left out
+    photos.cnnkit/manifest.json        what was packed: the source folder, the classes, the image shape, how images
+                                       were fitted, the splits with their files and arrays, the files left out
     photos.cnnkit/source.json          every file of the source folder: path, size and mtime (to notice changes)
     photos.cnnkit/train.images         N x C x H x W uint8, one image after the other (and test/val alike)
     photos.cnnkit/train.labels.npy     N int64 (numpy's own format, read with allow_pickle=False)
+    photos.cnnkit/train.segmentation   N x H x W uint8 class ids (a segmentation folder)
+    photos.cnnkit/train.object_boxes   N x M x 4 float32, .object_classes N x M int64, .object_masks N x M x H x W
+                                       bool (a COCO folder: up to M objects per image)
 
 ``packed:photos.cnnkit`` trains from it like any dataset. Its images are a
 ``numpy.memmap`` of the file seen as a torch tensor: nothing is read until a
@@ -27,8 +31,8 @@ one offset, no index, no decoding (decoding JPEGs is the expensive part on a
 CPU). Tar shards suit sequential streaming from object stores, which cnnkit
 does not do.
 
-A folder used with ``folder:PATH`` is packed automatically into the cache
-(``$CNNKIT_CACHE/packed``) the first time, and every later run that asks for
+A folder used with ``folder:PATH`` or ``coco:PATH`` is packed automatically into the cache
+(``$CNNKIT_CACHE/packed``, :func:`load_cached`) the first time, and every later run that asks for
 the same size and channels reads the pack instead of decoding. The manifest's
 file list (paths, sizes, modification times) is compared with the folder each
 time: a changed, added or removed file makes the pack stale, and the folder is
@@ -45,14 +49,15 @@ import shutil
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
 
-from cnnkit.data.dataset import DataSplits, ImageDataset
+from cnnkit.data.dataset import TEST_STREAM, DataSplits, ImageDataset, split_off
+from cnnkit.images import Fit
 
 FORMAT = "cnnkit-pack"
 VERSION = 2
@@ -83,17 +88,20 @@ def listing(root: Path) -> list[list[Any]]:
     return found
 
 
-def _key(root: Path, size: tuple[int, int], grayscale: bool | None, skip_bad_images: bool) -> str:
-    text = f"{root.resolve()}\0{size}\0{grayscale}\0{skip_bad_images}\0{VERSION}"
+def cache_key(root: Path, size: tuple[int, int] | None, grayscale: bool | None, skip_bad_images: bool,
+              layout: str = "") -> str:
+    """What names the automatic pack of the folder ``root``: everything that decides the values decoded
+    (``size``: None for the images' own; ``layout``: "" for class folders, "pairs", "coco")."""
+    text = f"{root.resolve()}\0{size}\0{grayscale}\0{skip_bad_images}\0{VERSION}" + (f"\0{layout}" if layout else "")
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
-def cache_path(root: Path, size: tuple[int, int], grayscale: bool | None, skip_bad_images: bool) -> Path | None:
-    """Where the automatic pack of ``folder:root`` at this size and channels lives, or None (``CNNKIT_CACHE=off``)."""
+def cache_path(root: Path, key: str) -> Path | None:
+    """Where the automatic pack of ``root`` named ``key`` (:func:`cache_key`) lives, or None (``CNNKIT_CACHE=off``)."""
     from cnnkit.data.idx import cache_folder
 
     folder = cache_folder()
-    return None if folder is None else folder / "packed" / f"{root.name}.{_key(root, size, grayscale, skip_bad_images)}"
+    return None if folder is None else folder / "packed" / f"{root.name}.{key}"
 
 
 @contextlib.contextmanager
@@ -132,24 +140,47 @@ def cache_lock(pack: Path) -> Iterator[None]:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-class SplitWriter:
-    """One split being packed: decoded RGB chunks appended to a file, with labels, files and grey flags."""
+ARRAY_FIELDS = {"segmentation": "uint8", "object_boxes": "float32", "object_classes": "int64", "object_masks": "bool"}
+"""The per-image arrays a pack may hold beside its images (:class:`~cnnkit.data.dataset.ImageDataset`'s fields), with
+their dtypes: the class per pixel of a segmentation folder, the objects of a COCO folder."""
 
-    def __init__(self, path: Path, name: str, source: str) -> None:
-        self.path, self.name, self.source = path, name, source
-        self.file = path.open("wb")
+
+class SplitWriter:
+    """One split being packed: decoded RGB chunks appended to a file, with labels, files, grey flags and any
+    per-image arrays (:data:`ARRAY_FIELDS`), each appended to a file of its own."""
+
+    def __init__(self, work: Path, split: str, name: str, source: str) -> None:
+        self.work, self.split, self.name, self.source = work, split, name, source
+        self.path = work / f"{split}.rgb"
+        self.file = self.path.open("wb")
         self.count, self.all_grey = 0, True
         self.labels: list[int] = []
         self.files: list[str] = []
         self.skipped: list[str] = []
+        self.arrays: dict[str, tuple[BinaryIO, list[int]]] = {}  # field -> (its file, one image's shape)
 
-    def add(self, rgb: torch.Tensor, greys: list[bool], labels: list[int], files: list[str]) -> None:
-        """``rgb``: ``(n, 3, H, W)`` uint8, one chunk of decoded images; ``greys``: whether each was stored grey."""
+    def add(self, rgb: torch.Tensor, greys: list[bool], labels: list[int], files: list[str],
+            arrays: dict[str, np.ndarray] | None = None) -> None:
+        """``rgb``: ``(n, 3, H, W)`` uint8, one chunk of decoded images; ``greys``: whether each was stored grey;
+        ``arrays``: per-image arrays of the chunk, ``(n, ...)``, by field (:data:`ARRAY_FIELDS`)."""
         self.file.write(rgb.contiguous().numpy().tobytes())
+        for field, array in (arrays or {}).items():
+            if field not in self.arrays:
+                self.arrays[field] = ((self.work / f"{self.split}.{field}").open("wb"), list(array.shape[1:]))
+            file, shape = self.arrays[field]
+            if array.shape != (rgb.shape[0], *shape) or array.dtype != np.dtype(ARRAY_FIELDS[field]):
+                raise ValueError(f"{field}: {array.shape} {array.dtype} for {rgb.shape[0]} images of "
+                                 f"{shape} {ARRAY_FIELDS[field]}")  # a bug of the layout's reader, not of the files
+            file.write(np.ascontiguousarray(array).tobytes())
         self.count += int(rgb.shape[0])
         self.all_grey &= all(greys)
         self.labels += labels
         self.files += files
+
+    def close(self) -> None:
+        self.file.close()
+        for file, _ in self.arrays.values():
+            file.close()
 
 
 class PackWriter:
@@ -157,10 +188,10 @@ class PackWriter:
     becomes ``out`` only when whole (:meth:`finish`); a failure leaves nothing. A context manager."""
 
     def __init__(self, out: Path, source: Path, image_size: tuple[int, int], grayscale: bool | None,
-                 skip_bad_images: bool, files: list[list[Any]] | None = None) -> None:
+                 skip_bad_images: bool, files: list[list[Any]] | None = None, fit: Fit = "crop") -> None:
         if out.exists() and not (out / MANIFEST).is_file():
             raise ValueError(f"--out {out}: exists and is not a pack (no {MANIFEST}); choose a new name")
-        self.out, self.source, self.image_size = out, source, image_size
+        self.out, self.source, self.image_size, self.fit = out, source, image_size, fit
         self.grayscale, self.skip_bad_images = grayscale, skip_bad_images
         self.listing = listing(source) if files is None else files  # before decoding: a file changed meanwhile
         out.parent.mkdir(parents=True, exist_ok=True)                 # makes the pack stale, never wrongly current
@@ -173,26 +204,34 @@ class PackWriter:
 
     def __exit__(self, kind: object, error: object, trace: object) -> None:
         for writer in self.splits.values():
-            writer.file.close()
+            writer.close()
         shutil.rmtree(self.work, ignore_errors=True)  # after finish() it holds nothing any more
 
-    def split(self, split: str, name: str, source: str, class_names: tuple[str, ...]) -> SplitWriter:
-        self.class_names = class_names
-        self.splits[split] = SplitWriter(self.work / f"{split}.rgb", name, source)
+    def split(self, split: str, name: str, source: str, class_names: tuple[str, ...] = ()) -> SplitWriter:
+        """A new split to write; ``class_names`` where they are known before decoding (else given to finish)."""
+        self.class_names = class_names or self.class_names
+        self.splits[split] = SplitWriter(self.work, split, name, source)
         return self.splits[split]
 
-    def finish(self, test_official: bool) -> None:
+    def finish(self, test_official: bool, class_names: tuple[str, ...] | None = None,
+               test_split: float = 0.0) -> None:
         """Decide the channels (grey when asked, or when every image of every split was stored grey), write each
-        split's images in them with its labels and the manifest, and put the pack in place."""
+        split's images in them with its labels, arrays and the manifest, and put the pack in place.
+
+        ``class_names``: where only decoding tells them (a segmentation folder's largest class id);
+        ``test_split``: the fraction of a single set that reading the pack holds out as its test split (by the
+        reader's seed, :func:`load_packed`), as ``coco:`` does."""
         for writer in self.splits.values():
-            writer.file.close()
+            writer.close()
+        if class_names is not None:
+            self.class_names = class_names
         grey = all(w.all_grey for w in self.splits.values()) if self.grayscale is None else self.grayscale
         manifest: dict[str, Any] = {
             "format": FORMAT, "version": VERSION, "source": str(self.source.resolve()),
             "image_size": list(self.image_size), "grayscale": self.grayscale, "skip_bad_images": self.skip_bad_images,
             "class_names": list(self.class_names), "input_shape": [1 if grey else 3, *self.image_size],
-            "test_official": test_official, "skipped": [s for w in self.splits.values() for s in w.skipped],
-            "splits": {}}
+            "fit": self.fit, "test_official": test_official, "test_split": test_split,
+            "skipped": [s for w in self.splits.values() for s in w.skipped], "splits": {}}
         for split, writer in self.splits.items():
             target = self.work / f"{split}.images"
             if grey:
@@ -202,7 +241,8 @@ class PackWriter:
                 writer.path.rename(target)
             np.save(self.work / f"{split}.labels.npy", np.array(writer.labels, dtype=np.int64), allow_pickle=False)
             manifest["splits"][split] = {"count": writer.count, "files": writer.files, "name": writer.name,
-                                         "source": writer.source, "skipped": writer.skipped}
+                                         "source": writer.source, "skipped": writer.skipped,
+                                         "arrays": {field: shape for field, (_, shape) in writer.arrays.items()}}
         (self.work / SOURCE).write_text(json.dumps({"source": manifest["source"], "files": self.listing}),
                                         encoding="utf-8")
         (self.work / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
@@ -253,19 +293,32 @@ def current_manifest(folder: Path, source: Path | None = None,
     return manifest if current else None
 
 
+def _array(path: Path, count: int, shape: tuple[int, ...], dtype: str, in_memory: bool, what: str) -> torch.Tensor:
+    """``count`` arrays of ``shape`` and ``dtype`` from the raw file ``path``, read whole or mapped; a file of
+    another size is a ValueError naming it."""
+    expected = count * int(np.prod(shape)) * np.dtype(dtype).itemsize
+    if not path.is_file() or path.stat().st_size != expected:
+        got = path.stat().st_size if path.is_file() else "no file"
+        raise ValueError(f"{path}: {got} bytes where the manifest says {count} {what} of {'x'.join(map(str, shape))} {dtype} "
+                         f"({expected} bytes): the pack is truncated or damaged; pack the folder again")
+    if in_memory or expected == 0:  # (an empty file cannot be mapped)
+        values = np.fromfile(path, dtype=dtype).reshape(count, *shape)
+    else:  # copy-on-write: pages are read when a batch touches them and never written back
+        values = np.memmap(path, dtype=dtype, mode="c", shape=(count, *shape))
+    return torch.from_numpy(values)
+
+
 def _split(folder: Path, split: str, manifest: dict[str, Any], in_memory: bool, as_decoded: bool) -> ImageDataset:
     info = manifest["splits"][split]
     count, shape = int(info["count"]), tuple(int(s) for s in manifest["input_shape"])
     path = folder / f"{split}.images"
-    expected = count * int(np.prod(shape))
-    if not path.is_file() or path.stat().st_size != expected:
-        got = path.stat().st_size if path.is_file() else "no file"
-        raise ValueError(f"{path}: {got} bytes where the manifest says {count} images of {'x'.join(map(str, shape))} "
-                         f"({expected} bytes): the pack is truncated or damaged; pack the folder again")
-    if in_memory:
-        pixels = np.fromfile(path, dtype=np.uint8).reshape(count, *shape)
-    else:  # copy-on-write: pages are read when a batch touches them and never written back
-        pixels = np.memmap(path, dtype=np.uint8, mode="c", shape=(count, *shape))
+    images = _array(path, count, shape, "uint8", in_memory, "images")
+    arrays = {}
+    for field, each in info.get("arrays", {}).items():
+        if field not in ARRAY_FIELDS:
+            raise ValueError(f"{folder / MANIFEST}: unknown array {field!r}; pack the folder again")
+        arrays[field] = _array(folder / f"{split}.{field}", count, tuple(int(s) for s in each), ARRAY_FIELDS[field],
+                               in_memory, f"{field} arrays")
     try:
         labels = np.load(folder / f"{split}.labels.npy", allow_pickle=False)
     except (OSError, ValueError) as error:
@@ -273,60 +326,69 @@ def _split(folder: Path, split: str, manifest: dict[str, Any], in_memory: bool, 
     if labels.shape != (count,) or labels.dtype != np.int64:
         raise ValueError(f"{folder / f'{split}.labels.npy'}: {labels.shape} {labels.dtype}, not {count} int64 labels")
     name, source = (str(info["name"]), str(info["source"])) if as_decoded else (f"packed/{split}", str(folder))
-    return ImageDataset(torch.from_numpy(pixels), torch.from_numpy(labels), tuple(manifest["class_names"]), name,
-                        source, files=tuple(info["files"]) or None, skipped=tuple(info.get("skipped", ())),
-                        mapped=None if in_memory else str(path))
+    return ImageDataset(images, torch.from_numpy(labels), tuple(manifest["class_names"]), name, source,
+                        files=tuple(info["files"]) or None, skipped=tuple(info.get("skipped", ())),
+                        fit=manifest.get("fit", "crop"), mapped=None if in_memory else str(path), **arrays)
 
 
 SUBSET_IN_MEMORY_BYTES = 16 << 20  # a part of a mapped pack smaller than this is simply gathered into memory
 
 
-def gather(images: torch.Tensor, index: torch.Tensor, pack_file: Path) -> torch.Tensor:
-    """``images[index]`` for images memory-mapped from ``pack_file``, without holding them in memory.
+def gather(values: torch.Tensor, index: torch.Tensor, beside: Path, what: str = "images") -> torch.Tensor:
+    """``values[index]`` for per-image arrays memory-mapped from a pack in the folder ``beside``, without holding
+    them in memory.
 
-    What ``--val-split``, ``--classes`` and ``--train-per-class`` cut from a pack larger than memory: the
-    chosen images are copied a chunk at a time into an anonymous file beside the pack (created unlinked, so it
-    is gone with the process, whatever happens) and that file is mapped in turn. A part smaller than
-    :data:`SUBSET_IN_MEMORY_BYTES` is gathered into memory as for any dataset; so is a larger one where no file
-    can be written beside the pack (read-only, full), with a warning that says how much and why. (Not the
-    temporary folder instead: it is often in memory itself.) ``images``: ``(N, C, H, W) uint8``; ``index``:
-    ``(M,) int64``, negative counting from the end; returns ``(M, C, H, W) uint8``.
+    What ``--val-split``, ``--classes`` and ``--train-per-class`` cut from a pack larger than memory (its images,
+    and its class maps or object masks): the chosen rows are copied a chunk at a time into an anonymous file
+    beside the pack (created unlinked, so it is gone with the process, whatever happens) and that file is mapped
+    in turn. A part smaller than :data:`SUBSET_IN_MEMORY_BYTES` is gathered into memory as for any dataset; so is
+    a larger one where no file can be written beside the pack (read-only, full), with a warning that says how
+    much and why. (Not the temporary folder instead: it is often in memory itself.) ``values``: ``(N, ...)``,
+    ``what`` they are (for the warning); ``index``: ``(M,) int64``, negative counting from the end; returns
+    ``(M, ...)`` of ``values``' dtype.
     """
-    shape = (int(index.shape[0]), *images.shape[1:])
-    size = int(np.prod(shape))
+    shape = (int(index.shape[0]), *values.shape[1:])
+    row = int(np.prod(shape[1:])) * values.element_size()
+    size = shape[0] * row
     if size < SUBSET_IN_MEMORY_BYTES:
-        return images[index]
-    index = torch.where(index < 0, index + images.shape[0], index)  # as images[index] reads negative indices
+        return values[index]
+    index = torch.where(index < 0, index + values.shape[0], index)  # as values[index] reads negative indices
     try:
-        with tempfile.TemporaryFile(dir=pack_file.parent, prefix=".cnnkit-subset-") as handle:
-            rows = max(1, (16 << 20) // max(int(np.prod(shape[1:])), 1))  # 16 MB of images at a time
+        with tempfile.TemporaryFile(dir=beside, prefix=".cnnkit-subset-") as handle:
+            rows = max(1, (16 << 20) // max(row, 1))  # 16 MB at a time
             for start in range(0, shape[0], rows):
-                handle.write(images.index_select(0, index[start:start + rows]).numpy().tobytes())
+                handle.write(values.index_select(0, index[start:start + rows]).numpy().tobytes())
             handle.flush()
-            pixels = np.memmap(handle, dtype=np.uint8, mode="c", shape=shape)  # the map keeps the file open
+            kept = np.memmap(handle, dtype=values.numpy().dtype, mode="c", shape=shape)  # the map keeps it open
     except OSError as error:
-        warnings.warn(f"{pack_file.parent}: cannot write the {size / 1e6:,.0f} MB of images cut from this pack beside "
-                      f"it ({error}); holding them in memory instead", UserWarning, stacklevel=3)
-        return images[index]
-    return torch.from_numpy(pixels)
+        warnings.warn(f"{beside}: cannot write the {size / 1e6:,.0f} MB of {what} cut from this pack beside it ({error}); "
+                      f"holding them in memory instead", UserWarning, stacklevel=3)
+        return values[index]
+    return torch.from_numpy(kept)
 
 
 def load_packed(folder: str | Path, in_memory: bool | None = None, as_decoded: bool = False,
-                manifest: dict[str, Any] | None = None) -> DataSplits:
+                manifest: dict[str, Any] | None = None, seed: int = 0) -> DataSplits:
     """The pack in ``folder`` as splits. ``in_memory``: read it whole (True), map it and read batches on demand
     (False), or map it when it is larger than a quarter of this machine's memory (None). ``as_decoded``: the
     datasets keep the names and sources the decoded folder gave them (the automatic cache of ``folder:``).
-    ``manifest``: the pack's manifest when the caller has read it already (:func:`current_manifest`)."""
+    ``manifest``: the pack's manifest when the caller has read it already (:func:`current_manifest`). ``seed``:
+    of the test split held out of a single set where the pack asks for one (a COCO set, as ``coco:`` reads it)."""
     folder = Path(folder)
     manifest = read_manifest(folder) if manifest is None else manifest
     if in_memory is None:
-        size = sum((folder / f"{s}.images").stat().st_size for s in manifest["splits"] if (folder / f"{s}.images").exists())
+        size = sum(p.stat().st_size for p in folder.iterdir() if p.name.split(".")[0] in manifest["splits"])
         in_memory = size < _memory() // 4
     splits = {s: _split(folder, s, manifest, in_memory, as_decoded) for s in _SPLITS if s in manifest["splits"]}
     if "train" not in splits:
         raise ValueError(f"packed:{folder}: the pack has no train split")
+    train, fraction = splits["train"], float(manifest.get("test_split", 0.0))
+    if fraction and "test" not in splits:
+        stem = train.name.rsplit("/", 1)[0]
+        splits["train"], splits["test"] = split_off(train, fraction, seed, TEST_STREAM, (train.name, f"{stem}/test"))
     return DataSplits(train=splits["train"], test=splits.get("test"), val=splits.get("val"),
-                      test_official=bool(manifest.get("test_official")), skipped=tuple(manifest.get("skipped", ())))
+                      test_official=bool(manifest.get("test_official")), seed=seed,
+                      skipped=tuple(manifest.get("skipped", ())))
 
 
 def _memory() -> int:
@@ -336,15 +398,67 @@ def _memory() -> int:
     return 1 << 40
 
 
+Packer = Callable[[Path, list[list[Any]]], Path]
+"""Decodes a layout's source folder into the pack at the given path, recording the given listing of the folder
+(:func:`listing`; empty for a pack that lives for one call), and returns that path."""
+
+
+def load_cached(root: Path, key: str, pack_into: Packer, seed: int = 0) -> DataSplits:
+    """The folder ``root`` decoded by ``pack_into``, through the cache: the pack cached under ``key`` (what
+    decides the decoded values: :func:`cache_key`) when it is current, else packed there first (once, however
+    many processes ask at once: :func:`cache_lock`) and read. Without a cache (``CNNKIT_CACHE=off``) or where
+    nothing can be written, decoded into memory (:func:`load_decoded`)."""
+    cached = cache_path(root, key)
+    if cached is None:
+        return load_decoded(pack_into, seed)
+    manifest = current_manifest(cached, root, listing(root))
+    if manifest is not None:  # the usual case, read without waiting for anyone
+        with contextlib.suppress(ValueError, OSError):  # a damaged pack: decoded again below, and replaced
+            return load_packed(cached, as_decoded=True, manifest=manifest, seed=seed)
+    with cache_lock(cached):  # processes packing the folder at once (torchrun's ranks) pack it once
+        files = listing(root)
+        manifest = current_manifest(cached, root, files)  # again: another process may have packed it
+        if manifest is not None:
+            with contextlib.suppress(ValueError, OSError):
+                return load_packed(cached, as_decoded=True, manifest=manifest, seed=seed)
+        try:
+            pack_into(cached, files)
+        except OSError:  # a read-only or full cache: the pack is only a shortcut
+            pass
+        else:
+            return load_packed(cached, as_decoded=True, seed=seed)
+    return load_decoded(pack_into, seed)
+
+
+def load_decoded(pack_into: Packer, seed: int = 0) -> DataSplits:
+    """Decode into memory, without the cache: packed into a temporary folder by ``pack_into``, then read whole,
+    so that in memory and on disk are one decoding."""
+    with tempfile.TemporaryDirectory(prefix="cnnkit-decode-") as scratch:
+        # a pack that lives for this call only: no listing of the folder to compare later
+        out = pack_into(Path(scratch) / "pack", [])
+        return load_packed(out, in_memory=True, as_decoded=True, seed=seed)
+
+
 def pack(name: str, out: str | Path, image_size: int | None = None, grayscale: bool | None = None,
          skip_bad_images: bool = False) -> Path:
-    """``cnnkit data pack``: decode the image folder ``folder:PATH`` once into the pack ``out`` (module doc)."""
-    from cnnkit.data.folder import DEFAULT_SIZE, pack_folder
+    """``cnnkit data pack``: decode ``folder:PATH`` (class folders or images/ + masks/) or ``coco:PATH`` once into
+    the pack ``out`` (module doc)."""
+    from cnnkit.data.folder import DEFAULT_SIZE
 
-    if not name.startswith("folder:") or not name[len("folder:"):]:
-        raise ValueError(f"cnnkit data pack takes a class-folder tree, folder:PATH. Received: {name!r}")
-    root = Path(name[len("folder:"):])
+    size = (image_size, image_size) if image_size else None
+    kind, _, path = name.partition(":")
+    if kind not in ("folder", "coco") or not path:
+        raise ValueError(f"cnnkit data pack takes an image folder, folder:PATH (class folders, or images/ and "
+                         f"masks/), or a COCO folder, coco:PATH. Received: {name!r}")
+    root = Path(path)
     if not root.is_dir():
-        raise ValueError(f"folder:{root}: not a folder of class sub-folders")
-    size = (image_size, image_size) if image_size else DEFAULT_SIZE
-    return pack_folder(root, size, grayscale, skip_bad_images, Path(out))
+        raise ValueError(f"{name}: not a folder")
+    if kind == "coco":
+        from cnnkit.data.coco import pack_coco
+
+        return pack_coco(root, size, grayscale, skip_bad_images, Path(out))
+    from cnnkit.data.folder import pack_folder
+    from cnnkit.data.pairs import is_pair_folder, pack_pairs
+
+    packer = pack_pairs if is_pair_folder(root) else pack_folder
+    return packer(root, size or DEFAULT_SIZE, grayscale, skip_bad_images, Path(out))

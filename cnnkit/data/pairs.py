@@ -14,25 +14,26 @@ an image and a mask of another size are errors that name the file. Images
 are centre-cropped and resized like any image folder (bilinear); their masks
 get the same crop, resized by nearest neighbour so class ids stay class ids.
 Without ``classes.txt`` the classes are ``background, class 1, ...`` up to
-the largest id found.
+the largest id found. A folder is decoded once into a pack (its class maps
+beside its images) and read from it later, as class folders are; large ones
+are decoded by worker processes (:mod:`cnnkit.data.decoding`).
 """
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from cnnkit.data.dataset import DataSplits, ImageDataset, dominant_classes
+from cnnkit.data.decoding import Decoded, Failure, Item, Unreadable, decode_into
 from cnnkit.data.folder import DEFAULT_SIZE
-from cnnkit.images import EXTENSIONS, BadImage, crop_box, decode, read_class_ids, to_channels, write_png
+from cnnkit.images import EXTENSIONS, BadImage, crop_box, decode, read_class_ids, write_png
 
 SPLIT_NAMES = ("train", "val", "test")
 CLASSES_FILE = "classes.txt"
-Pair = tuple[np.ndarray, bool, np.ndarray]  # pixels (H, W, 3) uint8, whether grey, class ids (H, W) int64
 
 
 def is_pair_folder(root: Path) -> bool:
@@ -81,42 +82,28 @@ def _nearest(ids: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return ids[rows[:, None], cols[None, :]]
 
 
-def _read_pair(image: Path, mask: Path, size: tuple[int, int]) -> Pair:
-    """Pixels ``(H, W, 3)``, whether the image is grey, and class ids ``(H, W)``; BadImage naming the bad file."""
+def read_pair(job: tuple[Path, Path], size: tuple[int, int]) -> Item:
+    """The pair ``(image, mask)`` read (:data:`cnnkit.data.decoding.Item`): the image fitted to ``size``, the mask's
+    class ids cut and resized alike. A file that does not decode may be skipped; a mask of another size than its
+    image, or holding a class id past 255, is an error in any case (:class:`~cnnkit.data.decoding.Failure`)."""
+    image, mask = job
     try:
         pixels, grey, source = decode(image, size)
     except BadImage as error:
-        raise BadImage(f"image file {str(image)!r} {error}") from error
+        raise Unreadable(Failure(str(image), "image", str(error))) from None
     try:
         ids = read_class_ids(mask)
     except BadImage as error:
-        raise BadImage(f"mask file {str(mask)!r} {error}") from error
+        raise Unreadable(Failure(str(mask), "mask", str(error))) from None
     if (ids.shape[1], ids.shape[0]) != source:
         # not skippable: a mask of another size belongs to another image, or was cropped by hand
-        raise ValueError(f"mask {str(mask)!r} is {ids.shape[1]}x{ids.shape[0]} pixels but its image {str(image)!r} is "
-                         f"{source[0]}x{source[1]} (width x height); a mask must have its image's size")
-    return pixels, grey, _nearest(ids, size)
-
-
-def _read_split(split_root: Path, size: tuple[int, int], skip_bad_images: bool) -> tuple[list[Pair], list[str], list[str]]:
-    """Decoded ``(pixels, grey, ids)`` of one split's readable pairs, their image files, and the skipped reasons."""
-    pairs = _pairs(split_root)
-    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-        futures = [pool.submit(_read_pair, image, mask, size) for image, mask in pairs]
-    decoded: list[Pair] = []
-    files: list[str] = []
-    skipped: list[str] = []
-    for (image, _), future in zip(pairs, futures, strict=True):
-        try:
-            decoded.append(future.result())
-            files.append(str(image))
-        except BadImage as error:
-            if not skip_bad_images:
-                raise ValueError(f"{error}; or pass skip_bad_images=True (--skip-bad-images) to leave such pairs out") from None
-            skipped.append(str(error))
-    if not decoded:
-        raise ValueError(f"segmentation folder {str(split_root)!r} has no readable pair left after skipping bad files")
-    return decoded, files, skipped
+        raise Unreadable(Failure(str(mask), "mask", fatal=True, reason=(
+            f"mask {str(mask)!r} is {ids.shape[1]}x{ids.shape[0]} pixels but its image {str(image)!r} is "
+            f"{source[0]}x{source[1]} (width x height); a mask must have its image's size")))
+    if int(ids.max()) > 255:
+        raise Unreadable(Failure(str(mask), "mask", fatal=True, reason=(
+            f"mask {str(mask)!r} holds class id {int(ids.max())}; class ids must be 0-255")))
+    return pixels, grey, source, _nearest(ids, size).astype(np.uint8)
 
 
 def _class_names(root: Path, largest: int) -> tuple[str, ...]:
@@ -132,36 +119,50 @@ def _class_names(root: Path, largest: int) -> tuple[str, ...]:
     return names
 
 
+def pack_pairs(root: Path, size: tuple[int, int], grayscale: bool | None, skip_bad_images: bool, out: Path,
+               files: list[list[Any]] | None = None) -> Path:
+    """Decode the segmentation folder ``root`` (module doc) a batch at a time into the pack ``out``
+    (:mod:`cnnkit.data.packed`): images, and their class maps as the array ``segmentation``. Each image's label is
+    its largest non-background class; the class names are fixed once every mask has been read."""
+    from cnnkit.data import packed
+
+    given = [s for s in SPLIT_NAMES if (root / s / "images").is_dir()]
+    roots = {s: root / s for s in given} if "train" in given else {"train": root}
+    jobs = {split: _pairs(split_root) for split, split_root in roots.items()}  # every pairing checked first
+    largest = 0
+
+    def annotate(kept: list[int], batch: Decoded) -> tuple[list[int], dict[str, np.ndarray]]:
+        nonlocal largest
+        assert batch.masks is not None  # read_pair reads masks
+        largest = max(largest, int(batch.masks.max()))
+        return dominant_classes(torch.from_numpy(batch.masks), 256).tolist(), {"segmentation": batch.masks}
+
+    with packed.PackWriter(out, root, size, grayscale, skip_bad_images, files) as writer:
+        for split, split_root in roots.items():
+            split_writer = writer.split(split, f"folder/{split}", str(split_root))
+            decode_into(split_writer, jobs[split], size, skip_bad_images, annotate,
+                        f"decoding segmentation folder {split_root}", read=read_pair)
+            if not split_writer.count:
+                raise ValueError(f"segmentation folder {str(split_root)!r} has no readable pair left after skipping "
+                                 f"bad files")
+        writer.finish("test" in roots, _class_names(root, largest))
+    return out
+
+
 def load_pairs(path: str | Path, image_size: tuple[int, int] | None = None, grayscale: bool | None = None,
                skip_bad_images: bool = False) -> DataSplits:
     """The segmentation folder at ``path`` as splits with ``segmentation`` class maps ``(N, H, W) uint8``.
 
-    ``grayscale`` and ``image_size`` (default 64 x 64) as for image folders;
-    ``labels`` is each image's largest non-background class (0 when it has none).
+    ``grayscale`` and ``image_size`` (default 64 x 64) as for image folders; ``labels`` is each image's largest
+    non-background class (0 when it has none). Packed into the cache the first time and read from the pack
+    later, as image folders are (:func:`cnnkit.data.packed.load_cached`).
     """
+    from cnnkit.data import packed
+
     root = Path(path)
     size = image_size or DEFAULT_SIZE
-    given = [s for s in SPLIT_NAMES if (root / s / "images").is_dir()]
-    roots = {s: root / s for s in given} if "train" in given else {"train": root}
-    read = {split: _read_split(split_root, size, skip_bad_images) for split, split_root in roots.items()}
-    maps = {split: np.stack([ids for _, _, ids in decoded]) for split, (decoded, _, _) in read.items()}
-    largest = max(int(m.max()) for m in maps.values())
-    if largest > 255:
-        raise ValueError(f"segmentation folder {str(root)!r}: a mask holds class id {largest}; class ids must be 0-255")
-    names = _class_names(root, largest)
-    all_grey = all(grey for decoded, _, _ in read.values() for _, grey, _ in decoded)
-    grey = all_grey if grayscale is None else grayscale
-    datasets = {}
-    for split, (decoded, files, skipped) in read.items():
-        images = torch.from_numpy(np.stack([pixels for pixels, _, _ in decoded])).permute(0, 3, 1, 2)  # (N, 3, H, W)
-        images = to_channels(images, 1 if grey else 3, all_grey)
-        segmentation = torch.from_numpy(maps[split].astype(np.uint8))
-        datasets[split] = ImageDataset(images.contiguous(), dominant_classes(segmentation, len(names)), names,
-                                       f"folder/{split}", str(roots[split]), segmentation=segmentation,
-                                       files=tuple(files), skipped=tuple(skipped))
-    return DataSplits(train=datasets["train"], test=datasets.get("test"), val=datasets.get("val"),
-                      test_official="test" in datasets,
-                      skipped=tuple(s for _, _, skipped in read.values() for s in skipped))
+    return packed.load_cached(root, packed.cache_key(root, size, grayscale, skip_bad_images, "pairs"),
+                              lambda out, files: pack_pairs(root, size, grayscale, skip_bad_images, out, files))
 
 
 def save_pairs(data: ImageDataset, root: str | Path) -> Path:

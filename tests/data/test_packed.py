@@ -125,7 +125,8 @@ def test_bad_packs_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert main(["train", "--data", f"packed:{tmp_path}", "--epochs", "1", "--out", str(tmp_path / "c")]) == 2
     assert "not a pack (no manifest.json)" in capsys.readouterr().err
     assert main(["data", "pack", "digits", "--out", str(tmp_path / "d")]) == 2
-    assert "takes a class-folder tree, folder:PATH" in capsys.readouterr().err
+    assert "takes an image folder, folder:PATH (class folders, or images/ and masks/), or a COCO folder" in \
+        capsys.readouterr().err
     assert main(["data", "pack", f"folder:{root}", "--out", str(root / "train")]) == 2  # never over other files
     assert "is not a pack" in capsys.readouterr().err and (root / "train" / "class0" / "0.jpg").exists()
 

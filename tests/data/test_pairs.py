@@ -65,7 +65,10 @@ def test_given_splits_and_class_names(tmp_path: Path) -> None:
         load(f"folder:{tmp_path}")
 
 
-def test_missing_orphan_and_mis_sized_masks_name_the_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", ["0", "2"])  # read in this process, and in DataLoader worker processes
+def test_missing_orphan_and_mis_sized_masks_name_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          workers: str) -> None:
+    monkeypatch.setenv("CNNKIT_DECODE_WORKERS", workers)
     _pair(tmp_path, "a")
     _pair(tmp_path, "b")
     (tmp_path / "masks" / "b.png").unlink()
@@ -80,9 +83,14 @@ def test_missing_orphan_and_mis_sized_masks_name_the_file(tmp_path: Path) -> Non
     with pytest.raises(ValueError, match=r"mask '.*masks/b.png' is 30x21 pixels but its image '.*images/b.png' is "
                                          r"30x20 \(width x height\)"):
         load(f"folder:{tmp_path}", skip_bad_images=True)  # a mis-sized mask is never skipped: it is a wrong pair
+    Image.fromarray(np.full((20, 30), 300, np.uint16)).save(tmp_path / "masks" / "b.png")  # 16-bit class ids
+    with pytest.raises(ValueError, match=r"mask '.*masks/b.png' holds class id 300; class ids must be 0-255"):
+        load(f"folder:{tmp_path}", skip_bad_images=True)
 
 
-def test_colour_and_broken_masks(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_colour_and_broken_masks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: str) -> None:
+    monkeypatch.setenv("CNNKIT_DECODE_WORKERS", workers)
     _pair(tmp_path, "a")
     _pair(tmp_path, "b")
     colour = np.zeros((20, 30, 3), np.uint8)

@@ -1,0 +1,180 @@
+"""Segmentation (images/ + masks/) and COCO folders pack as class folders do: the pack holds exactly the values
+drawn before they were written as files (images, class maps, objects), worker processes pack what this process
+packs, the cache is used and noticed stale, cuts of a mapped pack stay on disk, and a run trains the same from the
+pack as from the folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import cnnkit.data.coco as coco
+import cnnkit.data.packed as packed
+import cnnkit.data.pairs as pairs
+from cnnkit.cli import main
+from cnnkit.data import draw_segmentation, load, save_pairs
+from cnnkit.data.catalog import refine
+from cnnkit.data.coco import save_coco
+from cnnkit.data.dataset import ImageDataset
+from cnnkit.data.packed import load_packed
+
+
+def _scenes(root: Path, count: int = 40, held: int = 10) -> tuple[ImageDataset, ImageDataset]:
+    """``count`` shapes-seg scenes of 16x16 written as a segmentation folder, the last ``held`` as its test split."""
+    scenes = draw_segmentation(count, (16, 16), seed=2)
+    train, test = scenes.subset(torch.arange(count - held)), scenes.subset(torch.arange(count - held, count))
+    save_pairs(train, root / "train")
+    save_pairs(test, root / "test")
+    return train, test
+
+
+def _same(ours: ImageDataset, theirs: ImageDataset) -> None:
+    """Every per-image tensor of ``ours`` equals ``theirs``' (objects up to ``ours``' slot count)."""
+    assert torch.equal(ours.images, theirs.images) and torch.equal(ours.labels, theirs.labels)
+    assert ours.class_names == theirs.class_names
+    for field in ("segmentation", "object_classes", "object_boxes", "object_masks"):
+        mine, right = getattr(ours, field), getattr(theirs, field)
+        assert (mine is None) == (right is None), field
+        if mine is not None:
+            assert torch.equal(mine, right[:, :mine.shape[1]] if field.startswith("object") else right), field
+
+
+def test_a_segmentation_folder_packs_its_class_maps_beside_its_images(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    train, test = _scenes(tmp_path / "scenes")
+    outs = {}
+    for workers in ("0", "2"):
+        monkeypatch.setenv("CNNKIT_DECODE_WORKERS", workers)
+        outs[workers] = tmp_path / f"p{workers}.cnnkit"
+        assert main(["data", "pack", f"folder:{tmp_path / 'scenes'}", "--image-size", "16",
+                     "--out", str(outs[workers])]) == 0
+        assert f"train 30, test 10 images of 3x16x16, {len(train.class_names)} classes" in capsys.readouterr().out
+    for name in ("train.images", "train.segmentation", "train.labels.npy", "test.segmentation", "manifest.json"):
+        assert (outs["0"] / name).read_bytes() == (outs["2"] / name).read_bytes(), name  # workers pack the same
+    for in_memory in (True, False):
+        splits = load_packed(outs["0"], in_memory=in_memory)
+        assert splits.test is not None and splits.test_official and splits.train.kind == "segmentation"
+        _same(splits.train, train)  # the values drawn, back from PNG files through the pack
+        _same(splits.test, test)
+    mapped = load_packed(outs["0"], in_memory=False).train.segmentation
+    assert mapped is not None
+    with (outs["0"] / "train.segmentation").open("r+b") as file:  # mapped: the file's bytes, read when touched
+        file.seek(16 * 16 * 3 + 5)
+        file.write(bytes([9]))
+    assert int(mapped[3, 0, 5]) == 9
+    # the largest class id fixes the names where no classes.txt says them
+    (tmp_path / "scenes" / "train" / "classes.txt").unlink()
+    largest = max(int(train.segmentation.max()), int(test.segmentation.max()))  # type: ignore[union-attr]
+    assert load(f"folder:{tmp_path / 'scenes'}", image_size=16).class_names == \
+        ("background", *(f"class {i}" for i in range(1, largest + 1)))
+
+
+def test_a_segmentation_folder_is_cached_noticed_stale_and_cut_on_disk(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "scenes"
+    scenes = draw_segmentation(40, (16, 16), seed=5)
+    save_pairs(scenes, root)  # one set: --val-split carves from it
+    monkeypatch.setenv("CNNKIT_CACHE", str(tmp_path / "cache"))
+    calls: list[Path] = []
+    real = pairs.pack_pairs
+    monkeypatch.setattr(pairs, "pack_pairs", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    first = load(f"folder:{root}", image_size=16)
+    second = load(f"folder:{root}", image_size=16)
+    assert calls == [root] and second.train.mapped is None  # read from the pack, no decoding (small: in memory)
+    _same(second.train, scenes)
+    mask = root / "masks" / "00007.png"
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(mask)  # image 7 now shows nothing
+    third = load(f"folder:{root}", image_size=16)
+    assert len(calls) == 2 and int(third.train.segmentation[7].max()) == 0  # type: ignore[index]
+    assert int(third.train.labels[7]) == 0 and not torch.equal(third.train.labels, first.train.labels)
+    # a cut of the mapped pack: class maps and images in unlinked files beside it, equal to the cut in memory
+    cached = packed.cache_path(root, packed.cache_key(root, (16, 16), None, False, "pairs"))
+    assert cached is not None and (cached / "train.segmentation").is_file()
+    monkeypatch.setattr(packed, "SUBSET_IN_MEMORY_BYTES", 0)
+    cut = {"val_split": 0.25, "seed": 1}
+    mapped = refine(load_packed(cached, in_memory=False), "packed", **cut)  # type: ignore[arg-type]
+    held = refine(load_packed(cached, in_memory=True), "packed", **cut)  # type: ignore[arg-type]
+    for ours, theirs in ((mapped.train, held.train), (mapped.val, held.val)):
+        assert ours is not None and theirs is not None and ours.segmentation is not None
+        _same(ours, theirs)
+        assert not ours.segmentation.untyped_storage().resizable() and ours.files == theirs.files
+    assert mapped.val is not None and len(mapped.val) == 10
+
+
+def test_training_from_a_packed_segmentation_folder_is_training_from_the_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    _scenes(tmp_path / "scenes", count=160, held=32)
+    assert main(["data", "pack", f"folder:{tmp_path / 'scenes'}", "--image-size", "16",
+                 "--out", str(tmp_path / "p.cnnkit")]) == 0
+    monkeypatch.setenv("CNNKIT_CACHE", "off")  # the folder decoded into memory, not read from any pack
+    results = {}
+    for name, data in (("folder", f"folder:{tmp_path / 'scenes'}"), ("packed", f"packed:{tmp_path / 'p.cnnkit'}")):
+        options = ["--image-size", "16"] if name == "folder" else []
+        assert main(["train", "--task", "segment", "--data", data, *options, "--model-options", "width=8",
+                     "--val-split", "0.25", "--epochs", "2", "--lr", "0.01", "--precision", "fp32", "--seed", "3",
+                     "--out", str(tmp_path / name), "--json", "--no-report", "--no-evaluate"]) == 0
+        capsys.readouterr()
+        results[name] = [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+    for mine, theirs in zip(results["packed"], results["folder"], strict=True):
+        for key in ("train_loss", "val_loss", "val_mean_iou", "val_pixel_accuracy"):
+            assert mine[key] == theirs[key], key
+    assert results["packed"][-1]["train_loss"] < results["packed"][0]["train_loss"]  # it learned
+
+
+def test_a_coco_folder_packs_its_objects_beside_its_images(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    drawn = load("shapes-det", num_samples=40, image_size=32)
+    save_coco(drawn, tmp_path / "coco")
+    outs = {}
+    for workers in ("0", "2"):
+        monkeypatch.setenv("CNNKIT_DECODE_WORKERS", workers)
+        outs[workers] = tmp_path / f"p{workers}.cnnkit"
+        assert main(["data", "pack", f"coco:{tmp_path / 'coco'}", "--out", str(outs[workers])]) == 0
+        assert "images of 3x32x32" in capsys.readouterr().out
+    for name in ("train.images", "train.object_masks", "train.object_boxes", "test.object_classes", "manifest.json"):
+        assert (outs["0"] / name).read_bytes() == (outs["2"] / name).read_bytes(), name
+    for in_memory in (True, False):
+        splits = load_packed(outs["0"], in_memory=in_memory)
+        assert splits.test is not None and drawn.test is not None and splits.train.kind == "detection"
+        _same(splits.train, drawn.train)
+        _same(splits.test, drawn.test)
+        assert splits.train.fit == "stretch"  # as predict reads a COCO-trained run's files
+    assert main(["data", "pack", f"coco:{tmp_path / 'coco'}", "--image-size", "16", "--out", str(tmp_path / "s")]) == 0
+    small = load_packed(tmp_path / "s")
+    assert torch.allclose(small.train.object_boxes * 2, drawn.train.object_boxes[:, :small.train.object_boxes.shape[1]])  # type: ignore[operator, index]
+
+
+def test_a_single_coco_set_is_cached_split_by_the_seed_and_skips_bad_files(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    drawn = load("shapes-det", num_samples=30, image_size=32).train
+    root = save_coco(drawn, tmp_path / "coco")  # one set: held out 80/20 by the seed
+    monkeypatch.setenv("CNNKIT_CACHE", str(tmp_path / "cache"))
+    calls: list[Path] = []
+    real = coco.pack_coco
+    monkeypatch.setattr(coco, "pack_coco", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    first = load(f"coco:{root}", seed=3)
+    again = load(f"coco:{root}", seed=3)
+    other = load(f"coco:{root}", seed=4)
+    assert calls == [root]  # one decoding, whatever the seed
+    assert first.test is not None and again.test is not None and other.test is not None
+    assert again.test.files == first.test.files != other.test.files and len(first.test) == 6
+    for part in (first.train, first.test):
+        assert part.files is not None
+        rows = torch.tensor([int(Path(f).stem) for f in part.files])  # save_coco names image i 00000i.png
+        _same(part, drawn.subset(rows))
+    monkeypatch.setenv("CNNKIT_CACHE", "off")
+    assert load(f"coco:{root}", seed=3).test.files == first.test.files  # type: ignore[union-attr]
+    assert main(["data", "pack", f"coco:{root}", "--out", str(tmp_path / "p")]) == 0
+    capsys.readouterr()
+    assert load(f"packed:{tmp_path / 'p'}", seed=3).test.files == first.test.files  # type: ignore[union-attr]
+    (root / "images" / "000004.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match=r"image file '.*000004.png' cannot be decoded as an image .*\(image id 5 of "
+                                         r".*annotations.json\); or pass skip_bad_images=True"):
+        load(f"coco:{root}")
+    skipping = load(f"coco:{root}", skip_bad_images=True)
+    assert len(skipping.train) + len(skipping.test) == len(drawn) - 1 and "000004.png: cannot be decoded" in skipping.skipped[0]  # type: ignore[arg-type]
