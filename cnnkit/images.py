@@ -160,8 +160,20 @@ def open_upright(path: Path, *, max_pixels: int | None = None,
     whether it was stored grey. :class:`BadImage` says why a file cannot be used.
 
     ``max_pixels`` lowers the pixel limit (:func:`pixel_limit`) for a command that shows every pixel; ``draft`` =
-    (width, height) lets a JPEG decode at a reduced scale when it is much larger than what is needed.
+    (width, height) lets a JPEG decode at a reduced scale when it is much larger than what is needed (the image
+    returned is then smaller than the file's: :func:`open_sized` also says the file's own size).
     """
+    image, grey, _ = open_sized(path, max_pixels=max_pixels, draft=draft)
+    return image, grey
+
+
+_SWAPS_SIDES = (5, 6, 7, 8)  # EXIF orientations that turn the image a quarter: its width and height swap
+
+
+def open_sized(path: Path, *, max_pixels: int | None = None,
+               draft: tuple[int, int] | None = None) -> tuple[Image.Image, bool, tuple[int, int]]:
+    """:func:`open_upright`, and the file's own (width, height) upright, whatever scale ``draft`` decoded it at
+    (what a mask or an annotation of the file is measured against)."""
     try:
         check_regular(path, MAX_FILE_BYTES)
     except (OSError, ValueError) as error:
@@ -180,6 +192,8 @@ def open_upright(path: Path, *, max_pixels: int | None = None,
                 raise BadImage(f"is {image.height}x{image.width} pixels ({pixels:,}), more than the {max_pixels:,} "
                                f"allowed here; crop or resize it first")
             grey = image.mode in GREY_MODES
+            turned = image.getexif().get(0x0112) in _SWAPS_SIDES  # 0x0112: Orientation, as exif_transpose reads it
+            own = (image.height, image.width) if turned else (image.width, image.height)
             if draft is not None:
                 image.draft("RGB" if not grey else "L", draft)
             upright = _eight_bit(ImageOps.exif_transpose(image))  # photos store their rotation in EXIF
@@ -191,7 +205,7 @@ def open_upright(path: Path, *, max_pixels: int | None = None,
                        f"(now {Image.MAX_IMAGE_PIXELS}) if the image is genuine") from error
     except _DECODE_ERRORS as error:
         raise BadImage(f"cannot be decoded as an image ({type(error).__name__}: {error})") from error
-    return decoded, grey
+    return decoded, grey, own
 
 
 @contextlib.contextmanager
@@ -206,16 +220,17 @@ def bomb_warning_silenced() -> Iterator[None]:
 def decode(path: Path, size: tuple[int, int], fit: Fit = "crop",
            interpolation: str = "bilinear") -> tuple[np.ndarray, bool, tuple[int, int]]:
     """``(H, W, 3) uint8`` pixels of the image at ``path`` fitted to ``size``, whether it was stored grey, and its
-    own (width, height) upright; :class:`BadImage` if it cannot be read."""
+    own (width, height) upright (a large JPEG is decoded at a reduced scale: not that scale's size, the file's);
+    :class:`BadImage` if it cannot be read."""
     if path.suffix.lower() not in EXTENSIONS:
         raise BadImage(f"not an image file (extensions read: {', '.join(EXTENSIONS)})")
     h, w = size
-    image, grey = open_upright(path, draft=(w, h))
+    image, grey, own = open_sized(path, draft=(w, h))
     with image:
         rgb = image.convert("RGB")
     box = crop_box(rgb.size, size) if fit == "crop" else None
     resized = rgb.resize((w, h), _RESAMPLE[interpolation], box=box)
-    return np.array(resized, dtype=np.uint8), grey, rgb.size  # a writable copy
+    return np.array(resized, dtype=np.uint8), grey, own  # a writable copy
 
 
 def to_channels(images: torch.Tensor, channels: int, stored_grey: bool) -> torch.Tensor:

@@ -36,17 +36,17 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnkit.data.packed import load_packed, pack
+    from cnnkit.data.packed import pack, read_manifest
 
     if args.image_size is not None and args.image_size < 1:
         raise ValueError(f"--image-size must be a positive number of pixels. Received: {args.image_size}")
     start = time.perf_counter()
     out = pack(args.data, args.out, args.image_size, args.grayscale, args.skip_bad_images)
-    splits = load_packed(out, in_memory=False)
-    counts = ", ".join(f"{name} {len(data):,}" for name, data in
-                       (("train", splits.train), ("val", splits.val), ("test", splits.test)) if data is not None)
+    manifest = read_manifest(out)  # counts from the manifest: reading the pack would cut a single COCO set
+    counts = ", ".join(f"{name} {info['count']:,}" for name, info in manifest["splits"].items())
+    held = f" ({manifest['test_split']:.0%} held out as test when read)" if manifest.get("test_split") else ""
     size = sum(p.stat().st_size for p in out.iterdir())
-    print(f"packed {args.data} into {out}: {counts} images of {'x'.join(map(str, splits.train.input_shape))}, "
-          f"{len(splits.train.class_names)} classes, {size / 1e6:.1f} MB, in {time.perf_counter() - start:.1f} s; "
+    print(f"packed {args.data} into {out}: {counts} images{held} of {'x'.join(map(str, manifest['input_shape']))}, "
+          f"{len(manifest['class_names'])} classes, {size / 1e6:.1f} MB, in {time.perf_counter() - start:.1f} s; "
           f"train with --data packed:{out}")
     return 0

@@ -122,22 +122,23 @@ class _Set:
     values: dict[str, Any]
     categories: dict[int, str]
     images: list[dict[str, Any]]
+    paths: list[Path]  # each image's file, found
     objects: dict[int, list[dict[str, Any]]]
 
 
-def _read_annotations(root: Path, class_ids: list[int] | None) -> _Set:
-    """``root/annotations.json`` read and checked (:func:`_check`); its categories must be ``class_ids`` where given
-    (the training split's)."""
+def _read_annotations(root: Path, categories: dict[int, str] | None) -> _Set:
+    """``root/annotations.json`` read and checked (:func:`_check`), every image file found; its categories (id ->
+    name) must be ``categories`` where given (the training split's)."""
     file = root / ANNOTATIONS
     values = read_json(file)
-    categories, images, objects = _check(values, file)
-    if class_ids is not None and sorted(categories) != sorted(class_ids):
-        raise _fail(file, f"its categories {sorted(categories)} differ from the training split's {sorted(class_ids)}")
+    own, images, objects = _check(values, file)
+    if categories is not None and own != categories:
+        raise _fail(file, f"its categories {dict(sorted(own.items()))} differ from the training split's "
+                          f"{dict(sorted(categories.items()))} (id: name)")
     if not images:
         raise _fail(file, "no images")
-    for image in images:
-        _image_file(root, image["file_name"], file)  # every file there before anything is decoded
-    return _Set(file, root, values, categories, images, objects)
+    paths = [_image_file(root, image["file_name"], file) for image in images]  # all there before any is decoded
+    return _Set(file, root, values, own, images, paths, objects)
 
 
 def _read_image(job: tuple[Path, str], size: tuple[int, int]) -> Item:
@@ -192,8 +193,8 @@ def _decode_set(found: _Set, ids: list[int], size: tuple[int, int], skip_bad_ima
         coco.createIndex()
     index = {category: i for i, category in enumerate(ids)}
     most = max(1, max(sum(not a.get("iscrowd", 0) for a in each) for each in found.objects.values()))
-    jobs = [(_image_file(found.root, image["file_name"], found.file), f"image id {image['id']} of {found.file}")
-            for image in found.images]
+    jobs = [(path, f"image id {image['id']} of {found.file}") for path, image in zip(found.paths, found.images,
+                                                                                    strict=True)]
 
     def annotate(kept: list[int], batch: Decoded) -> tuple[list[int], dict[str, np.ndarray]]:
         parts = []
@@ -234,7 +235,8 @@ def pack_coco(root: Path, size: tuple[int, int] | None, grayscale: bool | None, 
     folders = _sets(root)
     found = {"train": _read_annotations(folders["train"], None)}  # its categories fix the class ids
     ids = sorted(found["train"].categories)
-    found |= {split: _read_annotations(folder, ids) for split, folder in folders.items() if split != "train"}
+    found |= {split: _read_annotations(folder, found["train"].categories) for split, folder in folders.items()
+              if split != "train"}
     if size is None:
         sizes = {(image["height"], image["width"]) for image in found["train"].images}
         if len(sizes) > 1:
@@ -246,21 +248,23 @@ def pack_coco(root: Path, size: tuple[int, int] | None, grayscale: bool | None, 
     with packed.PackWriter(out, root, size, grayscale, skip_bad_images, files, fit="stretch") as writer:
         for split, each in found.items():
             _decode_set(each, ids, size, skip_bad_images, writer.split(split, f"{label}/{split}", str(each.root), names))
-        writer.finish(test_official="test" in found, test_split=0.0 if len(found) > 1 else 0.2)
+        single = (root / ANNOTATIONS).is_file()  # one set, not given splits (which may be train/ alone)
+        writer.finish(test_official="test" in found, test_split=0.2 if single else 0.0)
     return out
 
 
 def load_coco(path: str | Path, image_size: tuple[int, int] | None = None, grayscale: bool | None = None,
               seed: int = 0, skip_bad_images: bool = False) -> DataSplits:
     """The COCO folder at ``path`` as detection splits (module doc): given ``train``/``val``/``test``, or one set
-    split 80/20 by ``seed``. Packed into the cache the first time and read from the pack later, as image folders
-    are (:func:`cnnkit.data.packed.load_cached`)."""
+    split 80/20 by ``seed`` (when read: one pack serves every seed). Packed into the cache the first time and read
+    from the pack later, as image folders are (:func:`cnnkit.data.packed.load_cached`). ``skip_bad_images``: leave
+    out image files that do not decode (recorded in ``skipped``) instead of failing."""
     from cnnkit.data import packed
 
     root = Path(path)
     if not root.is_dir():
         raise FileNotFoundError(f"COCO folder {str(root)!r} does not exist. Received: coco:{path}")
-    _sets(root)
+    _sets(root)  # no annotations: said now, before the cache is looked at
     key = packed.cache_key(root, image_size, grayscale, skip_bad_images, "coco")
     return packed.load_cached(root, key, lambda out, files: pack_coco(root, image_size, grayscale, skip_bad_images,
                                                                       out, files), seed)

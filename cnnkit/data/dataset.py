@@ -178,7 +178,8 @@ def _check_dataset(ds: ImageDataset) -> None:
         _check_tensor(ds, "masks", ds.masks, torch.bool, (n, h, w))
     if ds.segmentation is not None:
         _check_tensor(ds, "segmentation", ds.segmentation, torch.uint8, (n, h, w))
-        if n > 0 and int(ds.segmentation.max()) >= ds.num_classes:
+        # (a pack's class maps were checked when packed; a mapped one is not read whole at every cut)
+        if n > 0 and ds.mapped is None and int(ds.segmentation.max()) >= ds.num_classes:
             raise ValueError(
                 f"{_where(ds)}: `segmentation` holds class {int(ds.segmentation.max())}, out of range "
                 f"[0, {ds.num_classes}). Received: class_names={list(ds.class_names)}"

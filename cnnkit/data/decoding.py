@@ -78,6 +78,11 @@ class Unreadable(Exception):
 Reader = Callable[[Any, tuple[int, int]], Item]  # (job, (H, W)) -> Item, or Unreadable
 
 
+def file_of(job: Any) -> Path:
+    """The file a job names: the job itself (an image path), or its first part (a pair's image, a COCO image)."""
+    return Path(job[0] if isinstance(job, tuple) else job)
+
+
 def read_image(path: Path, size: tuple[int, int], fit: Fit = "crop") -> Item:
     """The image file ``path`` fitted to ``size`` (:func:`cnnkit.images.decode`): the reader of class folders."""
     try:
@@ -159,7 +164,7 @@ def worker_count(files: int) -> int:
     return min(cores, 8) if cores > 1 else 0
 
 
-def decode_files(jobs: Sequence[Any], size: tuple[int, int], read: Reader = read_image,
+def decode_files(jobs: Sequence[Any], size: tuple[int, int], *, read: Reader = read_image,
                  workers: int | None = None) -> Iterator[Decoded]:
     """``jobs`` (image paths, or whatever ``read`` takes) read and fitted to ``size`` (``(H, W)``), :data:`BATCH`
     at a time, in order.
@@ -190,13 +195,13 @@ def stopped(error: RuntimeError, jobs: Sequence[Any], first: int, workers: int) 
     RuntimeError is raised as it is.
 
     torch reports a killed worker from its SIGCHLD handler, wherever the main thread is at that moment, so a
-    caller that does more than iterate (:func:`cnnkit.data.folder._decode_split` writes each batch) catches it
-    around its whole loop too and calls this."""
+    caller that does more than iterate (:func:`decode_into` writes each batch) catches it around its whole loop
+    too and calls this."""
     if "DataLoader" not in str(error):
         raise error
     first = min(first, len(jobs) - 1)
     last = min(first + 2 * max(workers, 1) * BATCH, len(jobs)) - 1
-    paths = [job[0] if isinstance(job, tuple) else job for job in (jobs[first], jobs[last])]
+    paths = [file_of(jobs[first]), file_of(jobs[last])]
     return ValueError(
         f"decoding images: a worker process stopped ({str(error).splitlines()[0]}) while reading the files from "
         f"{str(paths[0])!r} to {str(paths[1])!r}; one of them may crash or stall the image decoder: move it "
@@ -220,7 +225,7 @@ def decode_into(writer: SplitWriter, jobs: Sequence[Any], size: tuple[int, int],
 
     with Ticker(title, len(jobs), "images") as ticker:
         try:
-            for start, batch in zip(range(0, len(jobs), BATCH), decode_files(jobs, size, read), strict=True):
+            for start, batch in zip(range(0, len(jobs), BATCH), decode_files(jobs, size, read=read), strict=True):
                 stop = min(start + BATCH, len(jobs))
                 for failure in batch.errors.values():
                     if failure.fatal or not skip_bad_images:
@@ -229,7 +234,7 @@ def decode_into(writer: SplitWriter, jobs: Sequence[Any], size: tuple[int, int],
                 kept = [index for index in range(start, stop) if index - start not in batch.errors]
                 if kept:
                     labels, arrays = annotate(kept, batch)
-                    files = [str(jobs[i][0] if isinstance(jobs[i], tuple) else jobs[i]) for i in kept]
+                    files = [str(file_of(jobs[i])) for i in kept]
                     writer.add(torch.from_numpy(batch.pixels).permute(0, 3, 1, 2), batch.greys, labels, files, arrays)
                 for _ in range(start, stop):  # one at a time, as the log's heartbeat counts them
                     ticker.advance()

@@ -42,6 +42,8 @@ def _same(ours: ImageDataset, theirs: ImageDataset) -> None:
         assert (mine is None) == (right is None), field
         if mine is not None:
             assert torch.equal(mine, right[:, :mine.shape[1]] if field.startswith("object") else right), field
+    if theirs.object_classes is not None and ours.object_classes is not None:  # no object left out of the slots
+        assert bool((theirs.object_classes[:, ours.object_classes.shape[1]:] == -1).all())
 
 
 def test_a_segmentation_folder_packs_its_class_maps_beside_its_images(
@@ -67,6 +69,17 @@ def test_a_segmentation_folder_packs_its_class_maps_beside_its_images(
         file.seek(16 * 16 * 3 + 5)
         file.write(bytes([9]))
     assert int(mapped[3, 0, 5]) == 9
+    # at another size: each class map sampled at the nearest pixel centres (here every other pixel, from the 2nd)
+    assert main(["data", "pack", f"folder:{tmp_path / 'scenes'}", "--image-size", "8", "--out", str(tmp_path / "s")]) == 0
+    assert torch.equal(load_packed(tmp_path / "s").train.segmentation,  # type: ignore[arg-type]
+                       train.segmentation[:, 1::2, 1::2])  # type: ignore[index]
+    # a mask that does not fit its image: one error, no pack, nothing left behind
+    Image.fromarray(np.zeros((5, 5), np.uint8)).save(tmp_path / "scenes" / "test" / "masks" / "00003.png")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main(["data", "pack", f"folder:{tmp_path / 'scenes'}", "--out", str(tmp_path / "bad")]) == 2
+    assert "00003.png' is 5x5 pixels but its image" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    Image.fromarray(test.segmentation[3].numpy()).save(tmp_path / "scenes" / "test" / "masks" / "00003.png")  # type: ignore[index]
     # the largest class id fixes the names where no classes.txt says them
     (tmp_path / "scenes" / "train" / "classes.txt").unlink()
     largest = max(int(train.segmentation.max()), int(test.segmentation.max()))  # type: ignore[union-attr]
@@ -144,6 +157,13 @@ def test_a_coco_folder_packs_its_objects_beside_its_images(
         _same(splits.train, drawn.train)
         _same(splits.test, drawn.test)
         assert splits.train.fit == "stretch"  # as predict reads a COCO-trained run's files
+    monkeypatch.setattr(packed, "SUBSET_IN_MEMORY_BYTES", 0)  # a cut's object masks stay on disk, as its images
+    mapped = refine(load_packed(outs["0"], in_memory=False), "packed", val_split=0.25, seed=1)
+    held = refine(load_packed(outs["0"], in_memory=True), "packed", val_split=0.25, seed=1)
+    for ours, theirs in ((mapped.train, held.train), (mapped.val, held.val)):
+        assert ours is not None and theirs is not None and ours.object_masks is not None
+        _same(ours, theirs)
+        assert not ours.object_masks.untyped_storage().resizable()
     assert main(["data", "pack", f"coco:{tmp_path / 'coco'}", "--image-size", "16", "--out", str(tmp_path / "s")]) == 0
     small = load_packed(tmp_path / "s")
     assert torch.allclose(small.train.object_boxes * 2, drawn.train.object_boxes[:, :small.train.object_boxes.shape[1]])  # type: ignore[operator, index]
@@ -172,9 +192,62 @@ def test_a_single_coco_set_is_cached_split_by_the_seed_and_skips_bad_files(
     assert main(["data", "pack", f"coco:{root}", "--out", str(tmp_path / "p")]) == 0
     capsys.readouterr()
     assert load(f"packed:{tmp_path / 'p'}", seed=3).test.files == first.test.files  # type: ignore[union-attr]
+    # annotations edited: the pack is stale, decoded again
+    monkeypatch.setenv("CNNKIT_CACHE", str(tmp_path / "cache"))
+    made = len(calls)
+    values = json.loads((root / "annotations.json").read_text())
+    values["categories"][0]["name"] = "renamed"
+    (root / "annotations.json").write_text(json.dumps(values))
+    assert load(f"coco:{root}", seed=3).class_names[0] == "renamed" and len(calls) == made + 1
     (root / "images" / "000004.png").write_bytes(b"not a png")
     with pytest.raises(ValueError, match=r"image file '.*000004.png' cannot be decoded as an image .*\(image id 5 of "
                                          r".*annotations.json\); or pass skip_bad_images=True"):
         load(f"coco:{root}")
     skipping = load(f"coco:{root}", skip_bad_images=True)
     assert len(skipping.train) + len(skipping.test) == len(drawn) - 1 and "000004.png: cannot be decoded" in skipping.skipped[0]  # type: ignore[arg-type]
+
+
+def test_given_coco_splits_are_kept_as_given(tmp_path: Path) -> None:
+    """train/ alone is not a single set: nothing is held out of it; a split naming a category otherwise than
+    train/ is refused."""
+    import shutil
+
+    drawn = load("shapes-det", num_samples=30, image_size=32)
+    save_coco(drawn, tmp_path / "coco")
+    test_annotations = tmp_path / "coco" / "test" / "annotations.json"
+    values = json.loads(test_annotations.read_text())
+    values["categories"][1]["name"] = "other"
+    test_annotations.write_text(json.dumps(values))
+    with pytest.raises(ValueError, match=r"test/annotations.json: its categories .*'other'.* differ from the training "
+                                         r"split's"):
+        load(f"coco:{tmp_path / 'coco'}")
+    shutil.rmtree(tmp_path / "coco" / "test")
+    alone = load(f"coco:{tmp_path / 'coco'}")
+    assert alone.test is None and alone.val is None and not alone.test_official
+    _same(alone.train, drawn.train)
+
+
+def test_a_large_jpeg_is_measured_at_its_own_size(tmp_path: Path) -> None:
+    """A JPEG much larger than the size asked is decoded at a reduced scale; its mask and its annotation are still
+    measured against the file's own size, and still cover the same pixels."""
+    pixels = np.full((300, 400, 3), 20, np.uint8)
+    pixels[60:180, 120:280] = 230
+    mask = np.zeros((300, 400), np.uint8)
+    mask[60:180, 120:280] = 1
+    for folder in ("images", "masks"):
+        (tmp_path / "pairs" / folder).mkdir(parents=True)
+    Image.fromarray(pixels).save(tmp_path / "pairs" / "images" / "a.jpg", quality=95)
+    Image.fromarray(mask).save(tmp_path / "pairs" / "masks" / "a.png")
+    segmented = load(f"folder:{tmp_path / 'pairs'}", image_size=20).train  # centre 300x300: 10 x 8 cells of 15
+    assert segmented.segmentation is not None
+    inside, outside = segmented.images[0].float().mean(0)[segmented.segmentation[0] > 0], \
+        segmented.images[0].float().mean(0)[segmented.segmentation[0] == 0]
+    assert segmented.segmentation[0].sum() == 10 * 8 and inside.min() > 150 and outside.max() < 110
+    (tmp_path / "coco" / "images").mkdir(parents=True)
+    Image.fromarray(pixels).save(tmp_path / "coco" / "images" / "a.jpg", quality=95)
+    (tmp_path / "coco" / "annotations.json").write_text(json.dumps({
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 400, "height": 300}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [120, 60, 160, 120], "iscrowd": 0}],
+        "categories": [{"id": 1, "name": "box"}]}))
+    boxes = load(f"coco:{tmp_path / 'coco'}", image_size=30).train
+    assert boxes.object_boxes is not None and boxes.object_boxes[0, 0].tolist() == [9.0, 6.0, 21.0, 18.0]
