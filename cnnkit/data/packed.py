@@ -345,37 +345,46 @@ def _split(folder: Path, split: str, manifest: dict[str, Any], in_memory: bool, 
 SUBSET_IN_MEMORY_BYTES = 16 << 20  # a part of a mapped pack smaller than this is simply gathered into memory
 
 
-def gather(values: torch.Tensor, index: torch.Tensor, beside: Path, what: str = "images") -> torch.Tensor:
-    """``values[index]`` for per-image arrays memory-mapped from a pack in the folder ``beside``, without holding
-    them in memory.
+def spill(rows: int, shape: tuple[int, ...], dtype: torch.dtype, fill: Callable[[int, int], torch.Tensor],
+          beside: Path, what: str) -> torch.Tensor:
+    """A ``(rows, *shape)`` tensor of ``dtype`` made from a memory-mapped pack without holding it in memory: rows
+    ``start:stop`` are ``fill(start, stop)``, computed 16 MB at a time into an anonymous file beside the pack (in
+    the folder ``beside``; created unlinked, so it is gone with the process, whatever happens), which is then
+    mapped.
 
-    What ``--val-split``, ``--classes`` and ``--train-per-class`` cut from a pack larger than memory (its images,
-    and its class maps or object masks): the chosen rows are copied a chunk at a time into an anonymous file
-    beside the pack (created unlinked, so it is gone with the process, whatever happens) and that file is mapped
-    in turn. A part smaller than :data:`SUBSET_IN_MEMORY_BYTES` is gathered into memory as for any dataset; so is
-    a larger one where no file can be written beside the pack (read-only, full), with a warning that says how
-    much and why. (Not the temporary folder instead: it is often in memory itself.) ``values``: ``(N, ...)``,
-    ``what`` they are (for the warning); ``index``: ``(M,) int64``, negative counting from the end; returns
-    ``(M, ...)`` of ``values``' dtype.
+    A result smaller than :data:`SUBSET_IN_MEMORY_BYTES` is simply made in memory; so is a larger one where no
+    file can be written beside the pack (read-only, full), with a warning that says how much of ``what`` and why.
+    (Not the temporary folder instead: it is often in memory itself.)
     """
-    shape = (int(index.shape[0]), *values.shape[1:])
-    row = int(np.prod(shape[1:])) * values.element_size()
-    size = shape[0] * row
+    row = int(np.prod(shape)) * torch.empty((), dtype=dtype).element_size()
+    size = rows * row
     if size < SUBSET_IN_MEMORY_BYTES:
-        return values[index]
-    index = torch.where(index < 0, index + values.shape[0], index)  # as values[index] reads negative indices
+        return fill(0, rows)
     try:
         with tempfile.TemporaryFile(dir=beside, prefix=".cnnkit-subset-") as handle:
-            rows = max(1, (16 << 20) // max(row, 1))  # 16 MB at a time
-            for start in range(0, shape[0], rows):
-                handle.write(values.index_select(0, index[start:start + rows]).numpy().tobytes())
+            step = max(1, (16 << 20) // max(row, 1))
+            for start in range(0, rows, step):
+                handle.write(fill(start, min(start + step, rows)).contiguous().numpy().tobytes())
             handle.flush()
-            kept = np.memmap(handle, dtype=values.numpy().dtype, mode="c", shape=shape)  # the map keeps it open
-    except OSError as error:
-        warnings.warn(f"{beside}: cannot write the {size / 1e6:,.0f} MB of {what} cut from this pack beside it ({error}); "
-                      f"holding them in memory instead", UserWarning, stacklevel=3)
-        return values[index]
+            kept = np.memmap(handle, dtype=torch.empty((), dtype=dtype).numpy().dtype, mode="c", shape=(rows, *shape))
+    except OSError as error:  # the map keeps the file open past the with block
+        warnings.warn(f"{beside}: cannot write {size / 1e6:,.0f} MB of {what} beside this pack ({error}); holding them "
+                      f"in memory instead", UserWarning, stacklevel=3)
+        return fill(0, rows)
     return torch.from_numpy(kept)
+
+
+def gather(values: torch.Tensor, index: torch.Tensor, beside: Path, what: str = "images") -> torch.Tensor:
+    """``values[index]`` for per-image arrays memory-mapped from a pack in the folder ``beside``, without holding
+    them in memory (:func:`spill`).
+
+    What ``--val-split``, ``--classes`` and ``--train-per-class`` cut from a pack larger than memory: its images,
+    and its class maps or object masks. ``values``: ``(N, ...)``, ``what`` they are (for a warning); ``index``:
+    ``(M,) int64``, negative counting from the end; returns ``(M, ...)`` of ``values``' dtype.
+    """
+    index = torch.where(index < 0, index + values.shape[0], index)  # as values[index] reads negative indices
+    return spill(int(index.shape[0]), tuple(values.shape[1:]), values.dtype,
+                 lambda start, stop: values.index_select(0, index[start:stop]), beside, f"{what} cut from it")
 
 
 def load_packed(folder: str | Path, in_memory: bool | None = None, as_decoded: bool = False,

@@ -117,6 +117,11 @@ class Task:
         """What the batches carry beside the images: ``(N,)`` labels, ``(N, H, W)`` class maps, or the images."""
         raise NotImplementedError
 
+    def check(self, data: ImageDataset) -> None:
+        """A ValueError, before a run exists, when ``data`` lacks what this task learns (by default: making its
+        targets; a task whose targets are costly to make checks without making them)."""
+        self.targets(data)
+
     def prepare(self, images: torch.Tensor, targets: torch.Tensor, transform: BatchTransform,
                 generator: torch.Generator | None, train: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """A batch's network input ``x`` (float ``(B, C, H, W)``) and target ``y``, augmented when ``train``."""

@@ -143,8 +143,21 @@ class Instance(Detect):
         if data.object_masks is None or data.object_classes is None:
             raise ValueError(f"--task instance needs every object's mask and class (shapes-det, or coco:PATH with "
                              f"segmentations); {data.name} has none")
+        masks = data.object_masks
         code = (data.object_classes + 1).clamp(min=0).to(torch.uint8)  # (N, M)
-        return data.object_masks.to(torch.uint8) * code[:, :, None, None]
+
+        def coded(start: int, stop: int) -> torch.Tensor:
+            return masks[start:stop].to(torch.uint8) * code[start:stop, :, None, None]
+
+        if data.mapped is None:
+            return coded(0, len(data))
+        from cnnkit.data.packed import spill  # a mapped pack's masks: the targets made on disk beside it, not in memory
+
+        return spill(len(data), tuple(masks.shape[1:]), torch.uint8, coded, Path(data.mapped).parent, "instance targets")
+
+    def check(self, data: ImageDataset) -> None:
+        if data.object_masks is None or data.object_classes is None:
+            self.targets(data)  # its error
 
     def prepare(self, images: torch.Tensor, targets: torch.Tensor, transform: BatchTransform,
                 generator: torch.Generator | None, train: bool = True) -> tuple[torch.Tensor, torch.Tensor]:

@@ -211,7 +211,7 @@ def prepare(config: TrainConfig, runtime: Runtime, given: Given = NOTHING_GIVEN)
     with phase("data"):
         splits = given.splits(config, task) if given.data is not None else config.data_spec().load()
         train_set = splits.train
-        task.targets(train_set)  # a dataset without what the task learns fails here, before the run exists
+        task.check(train_set)  # a dataset without what the task learns fails here, before the run exists
         mean, std = channel_stats(train_set.images) if task.normalises else (None, None)
     shape = train_set.input_shape
     started = None  # where weights not the run's own came from (backbone=RUN_DIR)

@@ -165,7 +165,7 @@ def test_a_part_cut_from_a_mapped_pack_stays_on_disk(tmp_path: Path, monkeypatch
 
     with monkeypatch.context() as patch:  # nothing can be written beside the pack: held in memory, and said so
         patch.setattr(packed.tempfile, "TemporaryFile", full)
-        with pytest.warns(UserWarning, match=r"cannot write the .* MB of images cut from this pack beside it "
+        with pytest.warns(UserWarning, match=r"cannot write .* MB of images cut from it beside this pack "
                                              r"\(\[Errno 28\] No space left on device\); holding them in memory"):
             fallback = whole.subset(torch.arange(0, len(whole), 2))
     assert torch.equal(fallback.images, whole.images[::2])

@@ -22,6 +22,7 @@ from cnnkit.data.catalog import refine
 from cnnkit.data.coco import save_coco
 from cnnkit.data.dataset import ImageDataset
 from cnnkit.data.packed import load_packed
+from cnnkit.tasks import make_task
 
 
 def _scenes(root: Path, count: int = 40, held: int = 10) -> tuple[ImageDataset, ImageDataset]:
@@ -164,6 +165,12 @@ def test_a_coco_folder_packs_its_objects_beside_its_images(
         assert ours is not None and theirs is not None and ours.object_masks is not None
         _same(ours, theirs)
         assert not ours.object_masks.untyped_storage().resizable()
+    # --task instance's targets (each object's mask holding its class + 1) are made on disk beside a mapped pack
+    instance = make_task("instance")
+    whole = load_packed(outs["0"], in_memory=False).train
+    targets = instance.targets(whole)
+    assert not targets.untyped_storage().resizable()
+    assert torch.equal(targets, instance.targets(drawn.train)[:, :targets.shape[1]])
     assert main(["data", "pack", f"coco:{tmp_path / 'coco'}", "--image-size", "16", "--out", str(tmp_path / "s")]) == 0
     small = load_packed(tmp_path / "s")
     assert torch.allclose(small.train.object_boxes * 2, drawn.train.object_boxes[:, :small.train.object_boxes.shape[1]])  # type: ignore[operator, index]
