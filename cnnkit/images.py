@@ -192,11 +192,15 @@ def open_sized(path: Path, *, max_pixels: int | None = None,
                 raise BadImage(f"is {image.height}x{image.width} pixels ({pixels:,}), more than the {max_pixels:,} "
                                f"allowed here; crop or resize it first")
             grey = image.mode in GREY_MODES
-            turned = image.getexif().get(0x0112) in _SWAPS_SIDES  # 0x0112: Orientation, as exif_transpose reads it
-            own = (image.height, image.width) if turned else (image.width, image.height)
+            stored = image.size
             if draft is not None:
                 image.draft("RGB" if not grey else "L", draft)
+            drafted = image.size
             upright = _eight_bit(ImageOps.exif_transpose(image))  # photos store their rotation in EXIF
+            # a quarter turn swaps the sides: seen in the result, or (a square draft) in the orientation it obeyed
+            turned = upright.size != drafted if drafted[0] != drafted[1] else \
+                image.getexif().get(0x0112) in _SWAPS_SIDES  # 0x0112: Orientation
+            own = (stored[1], stored[0]) if turned else stored
             decoded = upright.convert("L" if grey else "RGB")
     except BadImage:
         raise

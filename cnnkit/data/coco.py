@@ -248,7 +248,7 @@ def pack_coco(root: Path, size: tuple[int, int] | None, grayscale: bool | None, 
     with packed.PackWriter(out, root, size, grayscale, skip_bad_images, files, fit="stretch") as writer:
         for split, each in found.items():
             _decode_set(each, ids, size, skip_bad_images, writer.split(split, f"{label}/{split}", str(each.root), names))
-        single = (root / ANNOTATIONS).is_file()  # one set, not given splits (which may be train/ alone)
+        single = folders["train"] == root  # one set, not given splits (which may be train/ alone)
         writer.finish(test_official="test" in found, test_split=0.2 if single else 0.0)
     return out
 

@@ -63,38 +63,55 @@ from cnnkit.data.dataset import TEST_STREAM, DataSplits, ImageDataset, split_off
 from cnnkit.images import Fit
 
 FORMAT = "cnnkit-pack"
-VERSION = 3  # 3: per-image arrays, fit and test_split; version 2 (class folders only) is read as before
+VERSION = 3  # 3: what segmentation and COCO folders pack (arrays, fit, test_split); a version-2 pack reads as written
 _READABLE = (2, 3)
 MANIFEST = "manifest.json"
 SOURCE = "source.json"  # the source folder's listing: read only to see whether the pack is stale
 _SPLITS = ("train", "val", "test")
 
 
+LINKS_FOLLOWED = 2  # folder depth to which linked folders are followed: class folders, train/, images/, masks/
+
+
 def listing(root: Path) -> list[list[Any]]:
-    """Every file below ``root`` (hidden ones left out, as decoding leaves them; folders that are symbolic links
-    followed, once each, as the layouts' readers follow a linked ``images/`` or class folder) as
-    ``[relative path, size, mtime_ns]``, sorted: what a pack records of its source, and what is compared to see
-    whether the folder changed (``os.scandir``: one ``stat`` per file, 100,000 files in about 0.6 s here)."""
+    """Every file below ``root`` as ``[relative path, size, mtime_ns]``, sorted: what a pack records of its
+    source, and what is compared to see whether the folder changed (``os.scandir``: one ``stat`` per file,
+    100,000 files in about 0.6 s here).
+
+    Hidden files are left out, as decoding leaves them. A folder that is a symbolic link is an entry of its own
+    (``path/``, 0, the link's own mtime: a link added, removed or pointed elsewhere is a change) and is followed
+    where the layouts' readers follow one: a linked class folder, ``train/``, ``images/`` or ``masks/``, up to
+    :data:`LINKS_FOLLOWED` folders deep (so no cycle of links is walked forever). A folder that cannot be read,
+    or a dangling link, is an entry with size -1.
+    """
     found: list[list[Any]] = []
     base = len(os.path.join(str(root), ""))
-    folders = [str(root)]
-    top = os.stat(root)
-    seen = {(top.st_dev, top.st_ino)}  # a link back up the tree is not walked again
+    folders = [(str(root), 0)]
     while folders:
-        with os.scandir(folders.pop()) as entries:
-            for entry in entries:
-                if entry.name.startswith("."):
-                    continue
-                try:
-                    info = entry.stat()  # through a link, its target's
-                except OSError:  # a dangling link: nothing a reader could read
+        folder, depth = folders.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:  # unreadable: said by the reader that needs it, if one does
+            found.append([folder[base:].replace(os.sep, "/") + "/", -1, 0])
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            relative = entry.path[base:].replace(os.sep, "/")
+            try:
+                if entry.is_symlink() and entry.is_dir():
+                    found.append([relative + "/", 0, entry.stat(follow_symlinks=False).st_mtime_ns])
+                    if depth < LINKS_FOLLOWED:
+                        folders.append((entry.path, depth + 1))
                     continue
                 if entry.is_dir():
-                    if (info.st_dev, info.st_ino) not in seen:
-                        seen.add((info.st_dev, info.st_ino))
-                        folders.append(entry.path)
+                    folders.append((entry.path, depth + 1))
                     continue
-                found.append([entry.path[base:].replace(os.sep, "/"), info.st_size, info.st_mtime_ns])
+                info = entry.stat()  # through a link to a file, its target's
+            except OSError:  # a dangling link, or one that cannot be followed
+                found.append([relative, -1, 0])
+                continue
+            found.append([relative, info.st_size, info.st_mtime_ns])
     found.sort()
     return found
 
@@ -257,6 +274,8 @@ class PackWriter:
         (self.work / SOURCE).write_text(json.dumps({"source": manifest["source"], "files": self.listing}),
                                         encoding="utf-8")
         (self.work / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+        readable = (self.work / MANIFEST).stat().st_mode & 0o666  # what this process's umask gives a new file
+        self.work.chmod(readable | (readable & 0o444) >> 2)  # the folder as mkdir would make it (mkdtemp: private)
         if self.out.exists():
             shutil.rmtree(self.out)
         self.work.rename(self.out)
@@ -286,7 +305,8 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValueError(f"{path}: not a readable manifest ({error}); pack the folder again") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or manifest.get("version") not in _READABLE:
-        raise ValueError(f"{path}: not a version-{VERSION} cnnkit pack; pack the folder again")
+        raise ValueError(f"{path}: not a cnnkit pack of version {' or '.join(map(str, _READABLE))}; pack the folder "
+                         f"again")
     return manifest
 
 
@@ -356,21 +376,41 @@ def spill(rows: int, shape: tuple[int, ...], dtype: torch.dtype, fill: Callable[
     file can be written beside the pack (read-only, full), with a warning that says how much of ``what`` and why.
     (Not the temporary folder instead: it is often in memory itself.)
     """
-    row = int(np.prod(shape)) * torch.empty((), dtype=dtype).element_size()
+    like = torch.empty((), dtype=dtype)
+    row = int(np.prod(shape)) * like.element_size()
     size = rows * row
-    if size < SUBSET_IN_MEMORY_BYTES:
-        return fill(0, rows)
+
+    def rows_of(start: int, stop: int) -> torch.Tensor:
+        values = fill(start, stop)
+        if values.dtype != dtype or tuple(values.shape) != (stop - start, *shape):  # a caller's bug, not the data's
+            raise TypeError(f"spill: fill({start}, {stop}) gave {values.dtype} {tuple(values.shape)}, not {dtype} "
+                            f"{(stop - start, *shape)}")
+        return values
+
+    def held(error: OSError) -> torch.Tensor:
+        warnings.warn(f"{beside}: cannot write {size / 1e6:,.0f} MB of {what} beside this pack ({error}); holding "
+                      f"them in memory instead", UserWarning, stacklevel=4)
+        return rows_of(0, rows)
+
+    if size == 0 or size < SUBSET_IN_MEMORY_BYTES:
+        return rows_of(0, rows)
     try:
-        with tempfile.TemporaryFile(dir=beside, prefix=".cnnkit-subset-") as handle:
-            step = max(1, (16 << 20) // max(row, 1))
-            for start in range(0, rows, step):
-                handle.write(fill(start, min(start + step, rows)).contiguous().numpy().tobytes())
+        handle = tempfile.TemporaryFile(dir=beside, prefix=".cnnkit-subset-")  # noqa: SIM115 (closed below)
+    except OSError as error:
+        return held(error)
+    with handle:  # the map keeps the file open past this block
+        step = max(1, (16 << 20) // max(row, 1))
+        for start in range(0, rows, step):
+            chunk = rows_of(start, min(start + step, rows)).contiguous().numpy().tobytes()  # a read error is raised
+            try:
+                handle.write(chunk)
+            except OSError as error:
+                return held(error)
+        try:
             handle.flush()
-            kept = np.memmap(handle, dtype=torch.empty((), dtype=dtype).numpy().dtype, mode="c", shape=(rows, *shape))
-    except OSError as error:  # the map keeps the file open past the with block
-        warnings.warn(f"{beside}: cannot write {size / 1e6:,.0f} MB of {what} beside this pack ({error}); holding them "
-                      f"in memory instead", UserWarning, stacklevel=3)
-        return fill(0, rows)
+            kept = np.memmap(handle, dtype=like.numpy().dtype, mode="c", shape=(rows, *shape))
+        except OSError as error:
+            return held(error)
     return torch.from_numpy(kept)
 
 

@@ -140,9 +140,8 @@ class Instance(Detect):
 
     def targets(self, data: ImageDataset) -> torch.Tensor:
         """``(N, M, H, W)`` uint8: each object's mask, holding its class + 1 (0: not the object)."""
-        if data.object_masks is None or data.object_classes is None:
-            raise ValueError(f"--task instance needs every object's mask and class (shapes-det, or coco:PATH with "
-                             f"segmentations); {data.name} has none")
+        self.check(data)
+        assert data.object_masks is not None and data.object_classes is not None
         masks = data.object_masks
         code = (data.object_classes + 1).clamp(min=0).to(torch.uint8)  # (N, M)
 
@@ -157,7 +156,8 @@ class Instance(Detect):
 
     def check(self, data: ImageDataset) -> None:
         if data.object_masks is None or data.object_classes is None:
-            self.targets(data)  # its error
+            raise ValueError(f"--task instance needs every object's mask and class (shapes-det, or coco:PATH with "
+                             f"segmentations); {data.name} has none")
 
     def prepare(self, images: torch.Tensor, targets: torch.Tensor, transform: BatchTransform,
                 generator: torch.Generator | None, train: bool = True) -> tuple[torch.Tensor, torch.Tensor]:

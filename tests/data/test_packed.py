@@ -55,6 +55,8 @@ def test_a_pack_holds_exactly_what_decoding_gives_and_reads_it_from_the_file(
     manifest = json.loads((tmp_path / "p.cnnkit" / "manifest.json").read_text())
     source = json.loads((tmp_path / "p.cnnkit" / "source.json").read_text())
     assert len(source["files"]) == 48 and manifest["input_shape"] == [1, 16, 16]
+    (tmp_path / "plain").mkdir()  # the pack's folder is made as any folder (others may read a shared pack)
+    assert (tmp_path / "p.cnnkit").stat().st_mode == (tmp_path / "plain").stat().st_mode
     # on demand: the images are the file's bytes, read when touched (a change to the file shows through)
     mapped = load_packed(tmp_path / "p.cnnkit", in_memory=False).train.images
     with (tmp_path / "p.cnnkit" / "train.images").open("r+b") as file:
@@ -85,6 +87,25 @@ def test_folder_data_is_packed_once_and_decoded_again_when_a_file_changes(
     assert int(third.train.images[index].min()) > 240 and not torch.equal(third.train.images, first.train.images)
     (root / "train" / "class1" / "new.jpg").write_bytes(changed.read_bytes())
     assert len(load(f"folder:{root}", image_size=16).train) == 37 and len(calls) == 3
+
+
+def test_linked_folders_are_followed_and_their_changes_noticed(tmp_path: Path) -> None:
+    """A class folder that is a link is read, and adding one (even to a folder already read) makes the pack stale; a
+    cycle of links and a dangling link neither hang nor break the listing."""
+    from cnnkit.data.packed import listing
+
+    root = _folder(tmp_path / "photos") / "train"
+    (root / "class0" / "loop").symlink_to(root)  # a cycle: root/class0/loop/class0/loop/...
+    (root / "class1" / "ghost.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    files = listing(root)
+    assert ["class0/loop/", 0, (root / "class0" / "loop").lstat().st_mtime_ns] in files
+    assert ["class1/ghost.jpg", -1, 0] in files and len(files) < 200  # 36 images, the loop walked twice at most
+    first = load(f"folder:{root}", image_size=16, skip_bad_images=True)
+    assert len(first.skipped) == 1 and "ghost.jpg" in first.skipped[0]  # the dangling link: a file not read
+    (root / "copy").symlink_to(root / "class0")  # a second link to a folder listed already: a new class
+    second = load(f"folder:{root}", image_size=16, skip_bad_images=True)
+    assert first.class_names == ("class0", "class1", "class2")
+    assert second.class_names == ("class0", "class1", "class2", "copy") and len(second.train) == 48
 
 
 def test_training_from_a_pack_is_training_from_the_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -34,6 +34,15 @@ def _scenes(root: Path, count: int = 40, held: int = 10) -> tuple[ImageDataset, 
     return train, test
 
 
+def _packings(monkeypatch: pytest.MonkeyPatch, module: object, packer: str) -> list[Path]:
+    """The folders that ``module.packer`` (a layout's pack function: every decoding goes through it) is called
+    for from now on, in order."""
+    calls: list[Path] = []
+    real = getattr(module, packer)
+    monkeypatch.setattr(module, packer, lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    return calls
+
+
 def _same(ours: ImageDataset, theirs: ImageDataset) -> None:
     """Every per-image tensor of ``ours`` equals ``theirs``' (objects up to ``ours``' slot count)."""
     assert torch.equal(ours.images, theirs.images) and torch.equal(ours.labels, theirs.labels)
@@ -94,9 +103,7 @@ def test_a_segmentation_folder_is_cached_noticed_stale_and_cut_on_disk(
     scenes = draw_segmentation(40, (16, 16), seed=5)
     save_pairs(scenes, root)  # one set: --val-split carves from it
     monkeypatch.setenv("CNNKIT_CACHE", str(tmp_path / "cache"))
-    calls: list[Path] = []
-    real = pairs.pack_pairs
-    monkeypatch.setattr(pairs, "pack_pairs", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    calls = _packings(monkeypatch, pairs, "pack_pairs")
     first = load(f"folder:{root}", image_size=16)
     second = load(f"folder:{root}", image_size=16)
     assert calls == [root] and second.train.mapped is None  # read from the pack, no decoding (small: in memory)
@@ -181,9 +188,7 @@ def test_a_single_coco_set_is_cached_split_by_the_seed_and_skips_bad_files(
     drawn = load("shapes-det", num_samples=30, image_size=32).train
     root = save_coco(drawn, tmp_path / "coco")  # one set: held out 80/20 by the seed
     monkeypatch.setenv("CNNKIT_CACHE", str(tmp_path / "cache"))
-    calls: list[Path] = []
-    real = coco.pack_coco
-    monkeypatch.setattr(coco, "pack_coco", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    calls = _packings(monkeypatch, coco, "pack_coco")
     first = load(f"coco:{root}", seed=3)
     again = load(f"coco:{root}", seed=3)
     other = load(f"coco:{root}", seed=4)
@@ -258,3 +263,12 @@ def test_a_large_jpeg_is_measured_at_its_own_size(tmp_path: Path) -> None:
         "categories": [{"id": 1, "name": "box"}]}))
     boxes = load(f"coco:{tmp_path / 'coco'}", image_size=30).train
     assert boxes.object_boxes is not None and boxes.object_boxes[0, 0].tolist() == [9.0, 6.0, 21.0, 18.0]
+    # the photo stored on its side, 300 wide and 400 high, with EXIF orientation 6 (turn it a quarter clockwise to
+    # show it): upright it is the 400 x 300 image again, and so is its mask
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.rot90(pixels).copy()).save(tmp_path / "pairs" / "images" / "a.jpg", quality=95, exif=exif)
+    turned = load(f"folder:{tmp_path / 'pairs'}", image_size=20).train
+    assert turned.segmentation is not None and torch.equal(turned.segmentation, segmented.segmentation)
+    grey = turned.images[0].float().mean(0)
+    assert grey[turned.segmentation[0] > 0].min() > 150 and grey[turned.segmentation[0] == 0].max() < 110

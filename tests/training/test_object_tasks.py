@@ -155,6 +155,8 @@ def test_tasks_refuse_data_without_the_objects_they_need(capsys: pytest.CaptureF
     pytest.importorskip("sklearn", reason="the digits dataset needs scikit-learn")
     assert main(["train", "--task", "detect", "--data", "digits", "--model", "centernet", "--epochs", "1"]) == 2
     assert "--task detect needs every object's box and class" in capsys.readouterr().err
+    assert main(["train", "--task", "instance", "--data", "digits", "--epochs", "1"]) == 2
+    assert "--task instance needs every object's mask and class" in capsys.readouterr().err
     assert main(["train", "--task", "localize", "--data", "shapes-det", "--image-size", "32", "--epochs", "1"]) == 2
     assert re.search(r"--task localize needs exactly one object per image; shapes-det/train has \d+ image",
                      capsys.readouterr().err)
