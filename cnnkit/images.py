@@ -122,7 +122,7 @@ class ImagePrep:
         return picture[..., 0] if picture.shape[-1] == 1 else picture
 
 
-def crop_box(source: tuple[int, int], size: tuple[int, int]) -> tuple[float, float, float, float]:
+def crop_box(source: tuple[float, float], size: tuple[int, int]) -> tuple[float, float, float, float]:
     """The centre of an image of ``source`` = (width, height) cut to the aspect ratio of ``size`` = (H, W).
 
     Resizing that box, not the whole image, keeps the content from being squashed; it is Pillow's
@@ -163,17 +163,23 @@ def open_upright(path: Path, *, max_pixels: int | None = None,
     (width, height) lets a JPEG decode at a reduced scale when it is much larger than what is needed (the image
     returned is then smaller than the file's: :func:`open_sized` also says the file's own size).
     """
-    image, grey, _ = open_sized(path, max_pixels=max_pixels, draft=draft)
+    image, grey, _, _ = open_sized(path, max_pixels=max_pixels, draft=draft)
     return image, grey
 
 
 _SWAPS_SIDES = (5, 6, 7, 8)  # EXIF orientations that turn the image a quarter: its width and height swap
+_UPRIGHT: dict[int, Any] = {  # where a stored point (x, y) of a w x h image lands upright, by EXIF orientation
+    2: lambda x, y, w, h: (w - x, y), 3: lambda x, y, w, h: (w - x, h - y), 4: lambda x, y, w, h: (x, h - y),
+    5: lambda x, y, w, h: (y, x), 6: lambda x, y, w, h: (h - y, x), 7: lambda x, y, w, h: (h - y, w - x),
+    8: lambda x, y, w, h: (y, w - x)}  # (as ImageOps.exif_transpose turns it: 6 is a quarter turn clockwise)
 
 
-def open_sized(path: Path, *, max_pixels: int | None = None,
-               draft: tuple[int, int] | None = None) -> tuple[Image.Image, bool, tuple[int, int]]:
-    """:func:`open_upright`, and the file's own (width, height) upright, whatever scale ``draft`` decoded it at
-    (what a mask or an annotation of the file is measured against)."""
+def open_sized(path: Path, *, max_pixels: int | None = None, draft: tuple[int, int] | None = None
+               ) -> tuple[Image.Image, bool, tuple[int, int], tuple[float, float, float, float]]:
+    """:func:`open_upright`, the file's own (width, height) upright, whatever scale ``draft`` decoded it at (what a
+    mask or an annotation of the file is measured against), and the region ``(left, top, right, bottom)`` of the
+    decoded image that holds the file's pixels: all of it, but for a reduced-scale JPEG whose sides are not a
+    multiple of the scale (1001 pixels at 1/8 decode to 126 that hold 125.125 of them), upright."""
     try:
         check_regular(path, MAX_FILE_BYTES)
     except (OSError, ValueError) as error:
@@ -193,14 +199,20 @@ def open_sized(path: Path, *, max_pixels: int | None = None,
                                f"allowed here; crop or resize it first")
             grey = image.mode in GREY_MODES
             stored = image.size
-            if draft is not None:
-                image.draft("RGB" if not grey else "L", draft)
-            drafted = image.size
+            drafted = image.draft("RGB" if not grey else "L", draft) if draft is not None else None
+            w, h = image.size
+            orientation = image.getexif().get(0x0112)  # 0x0112: Orientation
             upright = _eight_bit(ImageOps.exif_transpose(image))  # photos store their rotation in EXIF
             # a quarter turn swaps the sides: seen in the result, or (a square draft) in the orientation it obeyed
-            turned = upright.size != drafted if drafted[0] != drafted[1] else \
-                image.getexif().get(0x0112) in _SWAPS_SIDES  # 0x0112: Orientation
+            turned = upright.size != (w, h) if w != h else orientation in _SWAPS_SIDES
             own = (stored[1], stored[0]) if turned else stored
+            region: tuple[float, float, float, float] = (0.0, 0.0, float(upright.width), float(upright.height))
+            if drafted is not None and drafted[1] is not None:  # a JPEG at a reduced scale: its pixels' extent
+                corners = [(0.0, 0.0), drafted[1][2:]]
+                if orientation in _UPRIGHT:
+                    corners = [_UPRIGHT[orientation](x, y, w, h) for x, y in corners]
+                (x0, y0), (x1, y1) = corners
+                region = (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
             decoded = upright.convert("L" if grey else "RGB")
     except BadImage:
         raise
@@ -209,7 +221,7 @@ def open_sized(path: Path, *, max_pixels: int | None = None,
                        f"(now {Image.MAX_IMAGE_PIXELS}) if the image is genuine") from error
     except _DECODE_ERRORS as error:
         raise BadImage(f"cannot be decoded as an image ({type(error).__name__}: {error})") from error
-    return decoded, grey, own
+    return decoded, grey, own, region
 
 
 @contextlib.contextmanager
@@ -229,10 +241,14 @@ def decode(path: Path, size: tuple[int, int], fit: Fit = "crop",
     if path.suffix.lower() not in EXTENSIONS:
         raise BadImage(f"not an image file (extensions read: {', '.join(EXTENSIONS)})")
     h, w = size
-    image, grey, own = open_sized(path, draft=(w, h))
+    image, grey, own, region = open_sized(path, draft=(w, h))
     with image:
         rgb = image.convert("RGB")
-    box = crop_box(rgb.size, size) if fit == "crop" else None
+    left, top, right, bottom = region  # the decoded pixels that hold the file's (a reduced-scale JPEG: not all)
+    box = region
+    if fit == "crop":
+        x0, y0, x1, y1 = crop_box((right - left, bottom - top), size)
+        box = (left + x0, top + y0, left + x1, top + y1)
     resized = rgb.resize((w, h), _RESAMPLE[interpolation], box=box)
     return np.array(resized, dtype=np.uint8), grey, own  # a writable copy
 

@@ -111,3 +111,38 @@ def test_luma_is_the_datasets_luma(tmp_path: Path) -> None:
     Image.fromarray(rgb).save(tmp_path / "colour.png")
     as_input = read_pixels(tmp_path / "colour.png", ImagePrep((1, SIDE, SIDE)))
     assert torch.equal(torch.from_numpy(read_image(tmp_path / "colour.png", "image")), as_input[0])
+
+
+@pytest.mark.parametrize("orientation", [1, 3, 6, 8])
+@pytest.mark.parametrize("fit", ["crop", "stretch"])
+def test_a_jpeg_decoded_at_a_reduced_scale_keeps_its_geometry(tmp_path: Path, orientation: int, fit: str) -> None:
+    """1001 x 803 pixels at 1/8 scale decode to 126 x 101 pixels that hold only 125.125 x 100.375 of them: the cut
+    and the resize use that extent (turned upright with the photo), so edges land where a full-scale decode puts
+    them, as its mask and boxes say. (Using all 126 x 101 moved them by up to a quarter of an output pixel.)"""
+    from PIL import ImageOps
+
+    from cnnkit.images import crop_box, decode
+
+    pixels = np.full((803, 1001, 3), 30, np.uint8)
+    pixels[:, 600:] = 220  # an edge across, one along
+    pixels[500:, :] = 220
+    stored_as = {1: None, 3: Image.Transpose.ROTATE_180, 6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}
+    stored = Image.fromarray(pixels)
+    if stored_as[orientation] is not None:
+        stored = stored.transpose(stored_as[orientation])  # EXIF `orientation` turns it back upright
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / "photo.jpg"
+    stored.save(path, quality=95, exif=exif)
+    got, _, own = decode(path, (120, 120), fit)  # type: ignore[arg-type]
+    with Image.open(path) as opened:
+        upright = ImageOps.exif_transpose(opened).convert("RGB")  # the whole file, at full scale
+    box = crop_box(upright.size, (120, 120)) if fit == "crop" else None
+    full = np.asarray(upright.resize((120, 120), Image.Resampling.BILINEAR, box=box))
+
+    def bright(values: np.ndarray, axis: int) -> float:  # the width (or height) of the bright part, to a fraction
+        profile = values.astype(float).mean(-1).mean(axis)
+        return float(((profile - profile.min()) / (profile.max() - profile.min())).sum())
+
+    assert own == (1001, 803)
+    assert abs(bright(got, 0) - bright(full, 0)) < 0.06 and abs(bright(got, 1) - bright(full, 1)) < 0.06
