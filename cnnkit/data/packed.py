@@ -45,6 +45,7 @@ decoded again, never a stale pack used.
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -488,8 +489,26 @@ def load_cached(root: Path, key: str, pack_into: Packer, seed: int = 0) -> DataS
         except OSError:  # a read-only or full cache: the pack is only a shortcut
             pass
         else:
+            _drop_older(cached, root)
             return load_packed(cached, as_decoded=True, seed=seed)
     return load_decoded(pack_into, seed)
+
+
+def _drop_older(cached: Path, root: Path) -> None:
+    """Remove the cache's packs of ``root`` in an older pack format, with their lock files: a cache key holds the
+    format's version, so nothing looks them up any more (they would stay forever). Packs at other sizes stay."""
+    source = str(root.resolve())
+    for other in cached.parent.glob(f"{glob.escape(root.name)}.*"):
+        if other == cached or not other.is_dir():
+            continue
+        try:
+            manifest = json.loads((other / MANIFEST).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(manifest, dict) and manifest.get("format") == FORMAT and manifest.get("source") == source \
+                and manifest.get("version") != VERSION:
+            shutil.rmtree(other, ignore_errors=True)
+            (other.parent / f"{other.name}.lock").unlink(missing_ok=True)
 
 
 def load_decoded(pack_into: Packer, seed: int = 0) -> DataSplits:

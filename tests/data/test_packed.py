@@ -108,6 +108,30 @@ def test_linked_folders_are_followed_and_their_changes_noticed(tmp_path: Path) -
     assert second.class_names == ("class0", "class1", "class2", "copy") and len(second.train) == 48
 
 
+def test_packs_of_an_older_format_are_dropped_from_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new pack format changes every cache key: the packs of the older one are removed when the folder is packed
+    again, not left behind for ever; packs at other sizes, and other folders' packs, stay."""
+    import shutil
+
+    from cnnkit.data import packed
+
+    root = _folder(tmp_path / "photos")
+    monkeypatch.setenv("CNNKIT_CACHE", str(tmp_path / "cache"))
+    load(f"folder:{root}", image_size=16)
+    first = packed.cache_path(root, packed.cache_key(root, (16, 16), None, False))
+    assert first is not None and first.is_dir()
+    for name, source in (("photos.0ld", root), ("photos.elsewhere", tmp_path / "other")):
+        shutil.copytree(first, first.parent / name)
+        manifest = json.loads((first.parent / name / "manifest.json").read_text())
+        manifest.update(version=2, source=str(source.resolve()))
+        (first.parent / name / "manifest.json").write_text(json.dumps(manifest))
+        (first.parent / f"{name}.lock").write_text("")
+    load(f"folder:{root}", image_size=12)  # packs again
+    left = sorted(p.name for p in first.parent.iterdir())
+    assert "photos.0ld" not in left and "photos.0ld.lock" not in left
+    assert first.name in left and "photos.elsewhere" in left and len([n for n in left if not n.endswith(".lock")]) == 3
+
+
 def test_training_from_a_pack_is_training_from_the_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = _folder(tmp_path / "photos", per_class=30)
     table = tmp_path / "net.txt"
