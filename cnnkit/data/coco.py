@@ -272,8 +272,9 @@ def load_coco(path: str | Path, image_size: tuple[int, int] | None = None, grays
 
 def _record(dataset: ImageDataset, folder: Path) -> dict[str, Any]:
     """Write ``dataset``'s images as PNG files into ``folder/images`` and return its COCO annotations."""
-    from PIL import Image
     from pycocotools import mask as mask_utils
+
+    from cnnkit.images import write_png
 
     if dataset.object_boxes is None or dataset.object_classes is None:
         raise ValueError(f"dataset {dataset.name!r} has no objects (boxes and classes) to write as COCO annotations; "
@@ -285,7 +286,7 @@ def _record(dataset: ImageDataset, folder: Path) -> dict[str, Any]:
     for i in range(len(dataset)):
         name = f"{i:06d}.png"
         array = dataset.images[i].permute(1, 2, 0).numpy()
-        Image.fromarray(array[:, :, 0] if channels == 1 else array).save(folder / "images" / name)
+        write_png(folder / "images" / name, array[:, :, 0] if channels == 1 else array)
         images.append({"id": i + 1, "file_name": name, "width": w, "height": h})
         for slot in range(dataset.object_classes.shape[1]):
             category = int(dataset.object_classes[i, slot])
